@@ -1,0 +1,1 @@
+//! Criterion benchmarks for orderpulse live in `benches/`; see README.

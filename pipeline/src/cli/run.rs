@@ -1,0 +1,86 @@
+//! `orderpulse run`: the whole product in one process on the embedded default: the
+//! simulator streaming into the lake, and the HTTP API over it.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::api::{serve, AppState};
+use crate::config::Config;
+use crate::ingest::{ingest_source, IngestOptions};
+use crate::kpi::{QueryLimits, SqlEngine};
+use crate::source::simulated::{source_id, stream_simulation};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    lake: super::LakeArg,
+    /// Address for the HTTP API (overrides api.listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Simulated events per second (overrides simulator.rate).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Scenario file for the simulator (overrides simulator.scenario).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+}
+
+pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
+    if let Some(listen) = args.listen {
+        config.api.listen = listen;
+    }
+    if let Some(rate) = args.rate {
+        config.simulator.rate = rate;
+    }
+    config.validate()?;
+    let lake = args.lake.open(&config)?;
+    let scenario = super::simulate::load_scenario(args.scenario.as_ref().or(config.simulator.scenario.as_ref()))?;
+    let listener = tokio::net::TcpListener::bind(&config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
+    let address = listener.local_addr()?;
+
+    // Ingest runs on its own thread and runtime: Parquet encoding is CPU work that must
+    // not hold up the API's requests.
+    let ingest_lake = lake.clone();
+    let options = IngestOptions::from(&config.ingest);
+    let rate = config.simulator.rate;
+    let ingest = std::thread::Builder::new().name("orderpulse-ingest".into()).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let id = source_id(&scenario);
+        let result = runtime.block_on(ingest_source(&ingest_lake, &id, options, move |resume_after, tx| {
+            stream_simulation(scenario, rate, resume_after, &tx)
+        }));
+        match &result {
+            Ok(stats) => tracing::info!(accepted = stats.accepted, "the simulation has ended; the API keeps serving"),
+            Err(e) => tracing::error!(error = %e, "ingest stopped; the API keeps serving what the lake holds"),
+        }
+        result.map_err(anyhow::Error::from)
+    })?;
+
+    let state = AppState::new(
+        SqlEngine::new(lake.clone()),
+        QueryLimits { max_rows: config.api.max_result_rows, timeout: config.api.query_timeout },
+    );
+    // A closed stdout must not stop the server, so write errors are ignored.
+    let _ = writeln!(
+        std::io::stdout(),
+        "orderpulse is running\n  lake:   {}\n  API:    http://{address}  (health: http://{address}/healthz)\n  \
+         try:    curl -s http://{address}/v1/sql -H 'content-type: application/json' \\\n            \
+         -d '{{\"sql\": \"SELECT type, count(*) AS events FROM order_events GROUP BY type\"}}'\n  stop:   Ctrl-C",
+        lake.root()
+    );
+    let server = tokio::spawn(serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }));
+    let served = server.await.context("the API task failed")?;
+    served.context("the API server stopped")?;
+    if ingest.is_finished() {
+        if let Ok(Err(e)) = ingest.join() {
+            return Err(e.context("ingest stopped"));
+        }
+    }
+    Ok(())
+}

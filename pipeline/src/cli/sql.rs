@@ -1,0 +1,29 @@
+//! `orderpulse sql`: one query, printed.
+
+use std::io::Write;
+
+use crate::config::Config;
+use crate::kpi::format::{render, OutputFormat};
+use crate::kpi::{QueryLimits, SqlEngine};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The query, e.g. "SELECT type, count(*) FROM order_events GROUP BY type".
+    query: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    #[command(flatten)]
+    lake: super::LakeArg,
+}
+
+pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
+    let engine = SqlEngine::new(args.lake.open(config)?);
+    let limits = QueryLimits { max_rows: usize::MAX, timeout: config.api.query_timeout };
+    let result = engine.query(&args.query, limits).await?;
+    let mut out = render(&result.batches, args.format)?;
+    if args.format != OutputFormat::Csv {
+        out.push(b'\n');
+    }
+    std::io::stdout().lock().write_all(&out)?;
+    Ok(())
+}

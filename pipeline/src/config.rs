@@ -1,0 +1,247 @@
+//! Configuration: one TOML file, overridden by `ORDERPULSE_SECTION__KEY` environment
+//! variables, overridden by command-line flags. A bad value stops start-up with an error
+//! that names the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything orderpulse can be told, with production-sane defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub lake: LakeConfig,
+    pub ingest: IngestConfig,
+    pub api: ApiConfig,
+    pub simulator: SimulatorConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lake: LakeConfig::default(),
+            ingest: IngestConfig::default(),
+            api: ApiConfig::default(),
+            simulator: SimulatorConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// Where the lake lives: `file:///abs/path` or a relative path, `memory://`, `s3://bucket/prefix`.
+    pub url: String,
+    /// Extra object-store options passed to the backend (S3 endpoint, region, ...).
+    pub storage_options: std::collections::HashMap<String, String>,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig { url: "data/lake".into(), storage_options: Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Lines longer than this are quarantined as `line_too_long` without being parsed.
+    pub max_line_bytes: usize,
+    /// A batch is committed once it holds this many lines...
+    pub batch_max_events: usize,
+    /// ...or once its oldest line has waited this long.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_age: Duration,
+    /// How long (in arrival time) an event's id is remembered for deduplication...
+    #[serde(with = "humantime_serde")]
+    pub dedup_window: Duration,
+    /// ...and how many ids at most (16 bytes and some overhead each).
+    pub dedup_max_ids: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_line_bytes: 1 << 20,
+            batch_max_events: 250_000,
+            batch_max_age: Duration::from_secs(2),
+            dedup_window: Duration::from_secs(7 * 24 * 3600),
+            dedup_max_ids: 10_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Most rows one `/v1/sql` answer returns; more is an error asking for a `LIMIT`.
+    pub max_result_rows: usize,
+    /// A query running longer than this is cancelled.
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: "127.0.0.1:8080".into(), max_result_rows: 100_000, query_timeout: Duration::from_secs(30) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// The scenario file (`data/scenarios/*.toml`); the built-in default when absent.
+    pub scenario: Option<PathBuf>,
+    /// Events per second `orderpulse run` feeds into the lake.
+    pub rate: f64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig { scenario: None, rate: 200.0 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `orderpulse=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: "warn,orderpulse=info".into() }
+    }
+}
+
+/// A configuration that could not be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("invalid configuration: `{key}` {problem}")]
+    BadValue { key: &'static str, problem: String },
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `ORDERPULSE_SECTION__KEY` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // Only double-underscore names are sections; `ORDERPULSE_LAKE` is the flag's.
+        figment = figment.merge(
+            Env::prefixed("ORDERPULSE_").filter(|key| key.as_str().contains("__")).split("__"),
+        );
+        let config: Config = figment.extract().map_err(describe)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, problem: &str| Err(ConfigError::BadValue { key, problem: problem.to_owned() });
+        if self.lake.url.trim().is_empty() {
+            return bad("lake.url", "is empty");
+        }
+        if self.ingest.batch_max_events == 0 {
+            return bad("ingest.batch_max_events", "must be at least 1");
+        }
+        if self.ingest.max_line_bytes < 64 {
+            return bad("ingest.max_line_bytes", "must be at least 64 bytes");
+        }
+        if self.ingest.dedup_max_ids == 0 {
+            return bad("ingest.dedup_max_ids", "must be at least 1");
+        }
+        if self.ingest.batch_max_age.is_zero() {
+            return bad("ingest.batch_max_age", "must be longer than zero");
+        }
+        if !(self.simulator.rate.is_finite() && self.simulator.rate > 0.0) {
+            return bad("simulator.rate", "must be a positive number of events per second");
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad("api.listen", &format!("{:?} is not an address such as 127.0.0.1:8080", self.api.listen));
+        }
+        if self.api.max_result_rows == 0 {
+            return bad("api.max_result_rows", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Names each bad key as `section.key` (figment reports environment keys in upper case)
+/// with where the value came from.
+fn describe(errors: figment::Error) -> ConfigError {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let origin = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+            if key.is_empty() { format!("{}{origin}", e.kind) } else { format!("`{key}`: {}{origin}", e.kind) }
+        })
+        .collect();
+    ConfigError::Invalid(lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orderpulse.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path))
+    }
+
+    #[test]
+    fn the_example_file_in_the_repository_loads() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../orderpulse.example.toml");
+        let config = Config::load(Some(Path::new(example))).unwrap();
+        assert_eq!(config.ingest.batch_max_age, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[ingest]\nbatch_max_events = \"many\"", "batch_max_events"),
+            ("[ingest]\nbatch_max_events = 0", "ingest.batch_max_events"),
+            ("[ingest]\ndedup_window = \"a while\"", "dedup_window"),
+            ("[api]\nlisten = \"localhost\"", "api.listen"),
+            ("[simulator]\nrate = -5", "simulator.rate"),
+            ("[lake]\nurll = \"x\"", "urll"),
+        ];
+        for (text, key) in cases {
+            let err = load_text(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text:?} gave {err:?}, which does not name {key}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Config::load(Some(Path::new("/nonexistent/orderpulse.toml"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/orderpulse.toml"));
+    }
+}

@@ -1,0 +1,275 @@
+//! The ingest loop: lines from a source, decoded and validated, deduplicated, and
+//! committed to the lake exactly once.
+//!
+//! ```text
+//! source thread ──RawChunk──▶ decode thread ──DecodedChunk──▶ Ingestor (async) ──▶ LakeWriter
+//!    (bounded channel)           (bounded channel)           dedup, route, batch     Delta commits + txn
+//! ```
+//!
+//! Three stages on their own threads keep both cores busy (JSON decoding on one, Parquet
+//! encoding on the other) and every channel is bounded, so a slow lake holds the source
+//! back instead of filling memory.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, TimestampMicrosecondType};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::kpi::SqlEngine;
+use crate::lake::writer::{LakeWriter, PendingBatch};
+use crate::lake::{Lake, LakeError};
+use crate::model::schema::{LakeTable, Lineage};
+use crate::model::{decode_line, DecodeLimits, Event, RejectReason, Rejection};
+use crate::source::RawChunk;
+use crate::stream::DedupWindow;
+
+/// How the ingest loop batches and deduplicates.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub limits: DecodeLimits,
+    pub batch_max_events: usize,
+    pub batch_max_age: Duration,
+    pub dedup_window: Duration,
+    pub dedup_max_ids: usize,
+}
+
+impl From<&crate::config::IngestConfig> for IngestOptions {
+    fn from(c: &crate::config::IngestConfig) -> Self {
+        IngestOptions {
+            limits: DecodeLimits { max_line_bytes: c.max_line_bytes },
+            batch_max_events: c.batch_max_events,
+            batch_max_age: c.batch_max_age,
+            dedup_window: c.dedup_window,
+            dedup_max_ids: c.dedup_max_ids,
+        }
+    }
+}
+
+/// What happened to the lines of one run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Lines read, of every kind.
+    pub lines: u64,
+    /// Valid, new events written to the lake.
+    pub accepted: u64,
+    /// Valid events whose `event_id` was already seen (not written again).
+    pub duplicates: u64,
+    /// Invalid lines written to `quarantine`, by reason.
+    pub quarantined: BTreeMap<RejectReason, u64>,
+    /// Lines already in the lake from an earlier, interrupted run (not written again).
+    pub already_in_lake: u64,
+    /// Empty lines, which carry no event.
+    pub blank: u64,
+    /// Lake commits (one per batch, covering every table).
+    pub commits: u64,
+}
+
+impl IngestStats {
+    pub fn quarantined_total(&self) -> u64 {
+        self.quarantined.values().sum()
+    }
+}
+
+/// Lines decoded: each raw line with what it turned out to be.
+pub struct DecodedChunk {
+    pub raw: RawChunk,
+    pub outcomes: Vec<Result<Event, Rejection>>,
+}
+
+/// Starts the decode stage: a thread that turns raw chunks into decoded ones.
+pub fn spawn_decoder(mut raw: mpsc::Receiver<RawChunk>, limits: DecodeLimits) -> mpsc::Receiver<DecodedChunk> {
+    let (tx, rx) = mpsc::channel(4);
+    std::thread::Builder::new()
+        .name("orderpulse-decode".into())
+        .spawn(move || {
+            while let Some(chunk) = raw.blocking_recv() {
+                let outcomes = chunk.iter().map(|(line, _)| decode_line(line, &limits)).collect();
+                if tx.blocking_send(DecodedChunk { raw: chunk, outcomes }).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("the OS can start a thread");
+    rx
+}
+
+/// Owns one source's path into the lake: dedup window, pending batch, writer.
+pub struct Ingestor {
+    writer: LakeWriter,
+    dedup: DedupWindow,
+    options: IngestOptions,
+    batch: PendingBatch,
+    /// Position of the last line taken into `batch`.
+    last_position: Option<i64>,
+    stats: IngestStats,
+}
+
+impl Ingestor {
+    /// Opens the lake for `source_id` and rebuilds the dedup window from the lake.
+    pub async fn open(lake: &Lake, source_id: &str, options: IngestOptions) -> Result<Self, LakeError> {
+        let writer = LakeWriter::open(lake, source_id).await?;
+        let window_micros = i64::try_from(options.dedup_window.as_micros()).unwrap_or(i64::MAX);
+        let dedup = rebuild_dedup(lake, window_micros, options.dedup_max_ids).await?;
+        tracing::info!(source = source_id, remembered_ids = dedup.len(), resume_after = ?writer.positions().resume_after(), "ingest opened");
+        Ok(Ingestor { writer, dedup, options, batch: PendingBatch::default(), last_position: None, stats: IngestStats::default() })
+    }
+
+    /// Where the source must resume: after this position, or from the start (`None`).
+    pub fn resume_after(&self) -> Option<i64> {
+        self.writer.positions().resume_after()
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Takes a decoded chunk into the pending batch: dedup, route, quarantine.
+    pub fn take(&mut self, chunk: &DecodedChunk) {
+        let ingested_at_micros = chrono::Utc::now().timestamp_micros();
+        let source = self.writer.app_id().to_owned();
+        let positions = self.writer.positions().clone();
+        for ((line, position), outcome) in chunk.raw.iter().zip(&chunk.outcomes) {
+            self.stats.lines += 1;
+            self.last_position = Some(position);
+            self.batch.note_line();
+            let lineage = Lineage { source: &source, position, ingested_at_micros };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                self.stats.blank += 1;
+                continue;
+            }
+            match outcome {
+                Ok(event) => {
+                    let table = LakeTable::for_stream(event.stream());
+                    if !positions.should_write(table, position) {
+                        self.stats.already_in_lake += 1;
+                    } else if !self.dedup.insert(&event.event_id, ingested_at_micros) {
+                        self.stats.duplicates += 1;
+                    } else {
+                        self.batch.push_event(event, &lineage);
+                        self.stats.accepted += 1;
+                    }
+                }
+                Err(rejection) => {
+                    if !positions.should_write(LakeTable::Quarantine, position) {
+                        self.stats.already_in_lake += 1;
+                    } else {
+                        self.batch.push_rejection(line, rejection, &lineage);
+                        *self.stats.quarantined.entry(rejection.reason).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the pending batch is full or old enough to commit.
+    pub fn batch_is_due(&self) -> bool {
+        self.batch.lines >= self.options.batch_max_events
+            || self.batch.started.is_some_and(|s| s.elapsed() >= self.options.batch_max_age)
+    }
+
+    /// Commits the pending batch (if any) with the position of its last line.
+    pub async fn commit(&mut self) -> Result<(), LakeError> {
+        let Some(position) = self.last_position else { return Ok(()) };
+        if self.batch.lines == 0 {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let rows = batch.row_counts();
+        self.writer.commit(batch, position).await?;
+        self.stats.commits += 1;
+        tracing::debug!(position, ?rows, "committed");
+        Ok(())
+    }
+
+    /// Runs until the channel closes, committing by size and age, and a last time at the end.
+    pub async fn run(mut self, mut decoded: mpsc::Receiver<DecodedChunk>) -> Result<IngestStats, LakeError> {
+        loop {
+            let deadline = self.batch.started.map(|s| tokio::time::Instant::from_std(s + self.options.batch_max_age));
+            let next = match deadline {
+                Some(deadline) => tokio::select! {
+                    chunk = decoded.recv() => Some(chunk),
+                    () = tokio::time::sleep_until(deadline) => None,
+                },
+                None => Some(decoded.recv().await),
+            };
+            match next {
+                Some(Some(chunk)) => self.take(&chunk),
+                Some(None) => break,
+                None => {}
+            }
+            if self.batch_is_due() {
+                self.commit().await?;
+            }
+        }
+        self.commit().await?;
+        Ok(self.stats)
+    }
+}
+
+/// Reloads the ids of the events ingested within the dedup window (the most recent
+/// `max_ids` of them) from the lake, so that redeliveries of events committed before a
+/// restart are still recognised.
+async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Result<DedupWindow, LakeError> {
+    let mut dedup = DedupWindow::new(window_micros, max_ids);
+    let ctx = SqlEngine::new(lake.clone()).session().await?;
+    let horizon = chrono::Utc::now().timestamp_micros().saturating_sub(window_micros);
+    let selects: Vec<String> = LakeTable::EVENTS
+        .iter()
+        .filter(|table| ctx.table_exist(table.name()).unwrap_or(false))
+        .map(|table| format!("SELECT event_id, ingested_at FROM {table} WHERE ingested_at >= to_timestamp_micros({horizon})"))
+        .collect();
+    if selects.is_empty() {
+        return Ok(dedup);
+    }
+    let sql = format!("SELECT event_id, ingested_at FROM ({}) ORDER BY ingested_at DESC LIMIT {max_ids}", selects.join(" UNION ALL "));
+    let failed = |message: String| LakeError::Data { table: LakeTable::OrderEvents, message: format!("rebuilding the dedup window: {message}") };
+    let batches = ctx.sql(&sql).await.map_err(|e| failed(e.to_string()))?.collect().await.map_err(|e| failed(e.to_string()))?;
+    // Newest first from the query; the window wants oldest first.
+    for batch in batches.iter().rev() {
+        // The scan may hand strings back as Utf8View; normalise before reading.
+        let ids = arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| failed(e.to_string()))?;
+        let ids = ids.as_string::<i32>();
+        let times = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+        for row in (0..batch.num_rows()).rev() {
+            dedup.insert(ids.value(row), times.value(row));
+        }
+    }
+    Ok(dedup)
+}
+
+/// Why an ingest run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("reading the source: {0}")]
+    Source(#[from] std::io::Error),
+}
+
+/// Runs one source to its end: opens the lake for `source_id`, starts `read` on its own
+/// thread from the resume position, decodes on another, and commits until the source is
+/// exhausted. `read` gets the position to resume after and the channel to fill.
+pub async fn ingest_source<F>(lake: &Lake, source_id: &str, options: IngestOptions, read: F) -> Result<IngestStats, IngestError>
+where
+    F: FnOnce(Option<i64>, crate::source::ChunkSender) -> std::io::Result<()> + Send + 'static,
+{
+    let ingestor = Ingestor::open(lake, source_id, options.clone()).await?;
+    let resume_after = ingestor.resume_after();
+    let (tx, rx) = mpsc::channel(4);
+    let reader = std::thread::Builder::new()
+        .name("orderpulse-source".into())
+        .spawn(move || read(resume_after, tx))
+        .expect("the OS can start a thread");
+    let stats = ingestor.run(spawn_decoder(rx, options.limits)).await;
+    // The reader ends once the channel closes, whether the run succeeded or not.
+    let read_result = tokio::task::spawn_blocking(move || reader.join()).await;
+    let stats = stats?;
+    match read_result {
+        Ok(Ok(result)) => result?,
+        _ => return Err(IngestError::Source(std::io::Error::other("the source thread panicked"))),
+    }
+    Ok(stats)
+}

@@ -1,0 +1,124 @@
+//! SQL over the lake with DataFusion: the engine behind `orderpulse sql`, `/v1/sql` and,
+//! later, the KPI files in `queries/`.
+//!
+//! Every query gets a fresh session over the tables' latest committed versions, so a
+//! query sees everything committed before it started and nothing half-written.
+
+pub mod format;
+
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use crate::lake::{Lake, LakeError};
+use crate::model::schema::LakeTable;
+
+/// Why a query gave no result. `is_client_error` separates the user's mistakes (bad SQL,
+/// too many rows, too slow) from the server's.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Sql(String),
+    #[error("statement refused: {0}")]
+    Refused(String),
+    #[error("the result has more than {limit} rows; add a LIMIT or aggregate")]
+    TooManyRows { limit: usize },
+    #[error("the query ran longer than {0:?} and was cancelled")]
+    Timeout(Duration),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("query failed: {0}")]
+    Execution(String),
+}
+
+impl QueryError {
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, QueryError::Lake(_) | QueryError::Execution(_))
+    }
+
+    fn from_datafusion(error: DataFusionError) -> Self {
+        let root = error.find_root();
+        let message = root.to_string();
+        // SQLOptions refusals (read-only sessions) arrive as plan errors with these words.
+        let refused = ["DDL not supported", "DML not supported", "Statement not supported"];
+        if refused.iter().any(|r| message.contains(r)) {
+            return QueryError::Refused(message);
+        }
+        match root {
+            DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => QueryError::Sql(message),
+            _ => QueryError::Execution(error.to_string()),
+        }
+    }
+}
+
+/// Bounds on one query.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    pub max_rows: usize,
+    pub timeout: Duration,
+}
+
+/// A query's rows, with the schema even when there are none.
+#[derive(Debug)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Runs read-only SQL over the lake's tables.
+#[derive(Clone, Debug)]
+pub struct SqlEngine {
+    lake: Lake,
+}
+
+impl SqlEngine {
+    pub fn new(lake: Lake) -> Self {
+        SqlEngine { lake }
+    }
+
+    /// A session with every existing lake table registered under its name.
+    pub async fn session(&self) -> Result<SessionContext, LakeError> {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        for table in LakeTable::ALL {
+            let Some(delta) = self.lake.open_table(table).await? else { continue };
+            let provider = delta.table_provider().await.map_err(|e| LakeError::Data { table, message: e.to_string() })?;
+            delta.update_datafusion_session(&ctx.state()).map_err(LakeError::table(table))?;
+            ctx.register_table(table.name(), provider).map_err(|e| LakeError::Data { table, message: e.to_string() })?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs one read-only statement and collects its rows, within `limits`.
+    pub async fn query(&self, sql: &str, limits: QueryLimits) -> Result<QueryResult, QueryError> {
+        let run = async {
+            let ctx = self.session().await?;
+            let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+            let frame = ctx.sql_with_options(sql, read_only).await.map_err(QueryError::from_datafusion)?;
+            let schema: SchemaRef = frame.schema().inner().clone();
+            let mut stream = frame.execute_stream().await.map_err(QueryError::from_datafusion)?;
+            let mut batches = Vec::new();
+            let mut rows = 0;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(QueryError::from_datafusion)?;
+                rows += batch.num_rows();
+                if rows > limits.max_rows {
+                    return Err(QueryError::TooManyRows { limit: limits.max_rows });
+                }
+                batches.push(batch);
+            }
+            Ok(QueryResult { schema, batches })
+        };
+        tokio::time::timeout(limits.timeout, run).await.map_err(|_| QueryError::Timeout(limits.timeout))?
+    }
+}

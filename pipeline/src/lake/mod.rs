@@ -1,0 +1,177 @@
+//! The lake: Delta tables on object storage, one per [`LakeTable`].
+//!
+//! [`Lake`] knows where the tables live and opens or creates them; [`writer`] commits
+//! batches exactly once with the source positions they cover; [`maintenance`] compacts
+//! and checkpoints. The Delta log is the source of truth for positions: nothing else
+//! records how far a source has been written.
+
+pub mod maintenance;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::StructType;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::model::schema::LakeTable;
+
+/// Errors reaching or changing the lake, each naming the table or URL concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("lake URL {url:?} is not usable: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("table {table}: {source}")]
+    Table {
+        table: LakeTable,
+        #[source]
+        source: DeltaTableError,
+    },
+    #[error("table {table}: {message}")]
+    Data { table: LakeTable, message: String },
+}
+
+impl LakeError {
+    pub(crate) fn table(table: LakeTable) -> impl FnOnce(DeltaTableError) -> LakeError {
+        move |source| LakeError::Table { table, source }
+    }
+}
+
+/// Where the lake lives, and how to open its tables.
+///
+/// Cheap to clone (an `Arc` inside for the in-memory store); every component that reads
+/// or writes the lake holds one.
+#[derive(Clone, Debug)]
+pub struct Lake {
+    root: Url,
+    storage_options: HashMap<String, String>,
+    /// For `memory://` lakes: the one store every table shares, so a table written by the
+    /// ingest loop is the table the SQL engine reads.
+    memory: Option<Arc<InMemory>>,
+}
+
+impl Lake {
+    /// Resolves a lake location: `file:///abs`, a plain (relative) path, `memory://`, or
+    /// `s3://bucket/prefix`. A local lake's folder is created if missing.
+    pub fn open(location: &str, storage_options: HashMap<String, String>) -> Result<Lake, LakeError> {
+        let bad = |reason: String| LakeError::BadUrl { url: location.to_owned(), reason };
+        let root = match Url::parse(location) {
+            Ok(url) if url.scheme().len() > 1 => url,
+            // No scheme (or a Windows drive letter): a local path.
+            _ => {
+                let path = Path::new(location);
+                std::fs::create_dir_all(path).map_err(|e| bad(format!("cannot create {}: {e}", path.display())))?;
+                let absolute = path.canonicalize().map_err(|e| bad(e.to_string()))?;
+                Url::from_directory_path(&absolute).map_err(|()| bad("not an absolute path".into()))?
+            }
+        };
+        let memory = match root.scheme() {
+            "file" => {
+                let path = root.to_file_path().map_err(|()| bad("not a local path".into()))?;
+                std::fs::create_dir_all(&path).map_err(|e| bad(format!("cannot create {}: {e}", path.display())))?;
+                None
+            }
+            "memory" => Some(Arc::new(InMemory::new())),
+            "s3" | "s3a" => {
+                deltalake::aws::register_handlers(None);
+                None
+            }
+            other => return Err(bad(format!("unsupported scheme {other:?} (use file, memory or s3)"))),
+        };
+        let mut root = root;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Ok(Lake { root, storage_options, memory })
+    }
+
+    /// The lake's root URL (ends with `/`).
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The URL of one table: its folder under the root.
+    pub fn table_url(&self, table: LakeTable) -> Url {
+        self.root.join(&format!("{}/", table.name())).expect("a table name is a valid URL segment")
+    }
+
+    fn builder(&self, table: LakeTable) -> Result<DeltaTableBuilder, LakeError> {
+        let url = self.table_url(table);
+        let builder = DeltaTableBuilder::from_url(url.clone()).map_err(LakeError::table(table))?;
+        Ok(match &self.memory {
+            Some(store) => builder.with_storage_backend(store.clone() as Arc<dyn ObjectStore>, url),
+            None => builder.with_storage_options(self.storage_options.clone()),
+        })
+    }
+
+    /// The local folder of a table, for `file://` lakes.
+    fn local_folder(&self, table: LakeTable) -> Option<std::path::PathBuf> {
+        (self.root.scheme() == "file").then(|| self.table_url(table).to_file_path().ok()).flatten()
+    }
+
+    /// Opens a table if it exists; `None` if it was never created.
+    pub async fn open_table(&self, table: LakeTable) -> Result<Option<DeltaTable>, LakeError> {
+        if self.local_folder(table).is_some_and(|folder| !folder.join("_delta_log").exists()) {
+            return Ok(None);
+        }
+        let mut delta = self.builder(table)?.build().map_err(LakeError::table(table))?;
+        match delta.load().await {
+            Ok(()) => Ok(Some(delta)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(source) => Err(LakeError::Table { table, source }),
+        }
+    }
+
+    /// Opens a table, creating it (empty, with its schema and partitioning) if needed.
+    pub async fn open_or_create(&self, table: LakeTable) -> Result<DeltaTable, LakeError> {
+        if let Some(delta) = self.open_table(table).await? {
+            return Ok(delta);
+        }
+        let schema: StructType = table
+            .schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| LakeError::Data { table, message: format!("schema: {e}") })?;
+        if let Some(folder) = self.local_folder(table) {
+            std::fs::create_dir_all(&folder).map_err(|e| LakeError::BadUrl {
+                url: folder.display().to_string(),
+                reason: format!("cannot create the table folder: {e}"),
+            })?;
+        }
+        let delta = self.builder(table)?.build().map_err(LakeError::table(table))?;
+        let created = delta
+            .create()
+            .with_table_name(table.name())
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(table.partition_columns().iter().copied())
+            .with_comment(format!("orderpulse {} table", table.name()))
+            .await;
+        match created {
+            Ok(delta) => Ok(delta),
+            // Another process may have created it first: use theirs.
+            Err(source) => self.open_table(table).await?.ok_or(LakeError::Table { table, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_to_table_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let relative = Lake::open(dir.path().join("lake").to_str().unwrap(), HashMap::new()).unwrap();
+        assert_eq!(relative.root().scheme(), "file");
+        assert!(relative.table_url(LakeTable::OrderEvents).as_str().ends_with("/lake/order_events/"));
+        let memory = Lake::open("memory:///", HashMap::new()).unwrap();
+        assert_eq!(memory.table_url(LakeTable::Quarantine).as_str(), "memory:///quarantine/");
+        let err = Lake::open("ftp://example/lake", HashMap::new()).unwrap_err().to_string();
+        assert!(err.contains("ftp"), "{err}");
+    }
+}

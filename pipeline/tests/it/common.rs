@@ -1,0 +1,96 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use orderpulse::kpi::{QueryLimits, SqlEngine};
+use orderpulse::lake::Lake;
+use serde_json::Value;
+
+/// The `orderpulse` binary, with a clean environment (no stray `ORDERPULSE_*`).
+pub fn orderpulse() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orderpulse"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ORDERPULSE_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// Runs a command to completion, failing the test with its stderr if it fails.
+pub fn run_ok(command: &mut Command) -> Output {
+    let output = command.output().expect("the binary starts");
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Simulates a scenario into `dir/events.ndjson`; returns the path and the ground truth.
+pub fn simulate(dir: &Path, args: &[&str]) -> (PathBuf, Value) {
+    let path = dir.join("events.ndjson");
+    run_ok(orderpulse().arg("simulate").arg("--out").arg(&path).args(args));
+    let truth = std::fs::read(format!("{}.truth.json", path.display())).expect("the truth file is written");
+    (path, serde_json::from_slice(&truth).expect("the truth file is JSON"))
+}
+
+/// Runs SQL over a lake in-process and returns the rows as JSON objects.
+pub async fn query(lake: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>> {
+    let lake = Lake::open(lake.to_str().unwrap(), Default::default()).unwrap();
+    let limits = QueryLimits { max_rows: 1_000_000, timeout: std::time::Duration::from_secs(120) };
+    let result = SqlEngine::new(lake).query(sql, limits).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let json = orderpulse::kpi::format::json_rows(&result.batches).unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+/// One number from a one-row, one-column query.
+pub async fn scalar(lake: &Path, sql: &str) -> i64 {
+    let rows = query(lake, sql).await;
+    rows[0].values().next().and_then(Value::as_i64).unwrap_or_else(|| panic!("{sql} gave {rows:?}"))
+}
+
+/// Rows and distinct event ids over the three event tables, and quarantine rows by reason.
+#[derive(Debug, PartialEq)]
+pub struct LakeCounts {
+    pub rows: i64,
+    pub distinct_ids: i64,
+    pub quarantine_by_reason: BTreeMap<String, i64>,
+}
+
+pub async fn lake_counts(lake: &Path) -> LakeCounts {
+    let mut rows = 0;
+    let mut distinct_ids = 0;
+    for table in ["order_events", "carrier_events", "ticket_events"] {
+        rows += scalar(lake, &format!("SELECT count(*) FROM {table}")).await;
+        distinct_ids += scalar(lake, &format!("SELECT count(DISTINCT event_id) FROM {table}")).await;
+    }
+    let quarantine_by_reason = query(lake, "SELECT reason, count(*) AS n FROM quarantine GROUP BY reason")
+        .await
+        .into_iter()
+        .map(|row| (row["reason"].as_str().unwrap().to_owned(), row["n"].as_i64().unwrap()))
+        .collect();
+    LakeCounts { rows, distinct_ids, quarantine_by_reason }
+}
+
+/// The malformed-line counts of a ground truth, as the quarantine table names them.
+pub fn truth_malformed(truth: &Value) -> BTreeMap<String, i64> {
+    truth["malformed"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect())
+        .unwrap_or_default()
+}
+
+/// The Python with `deltalake` and `duckdb` that `make test` installs.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("ORDERPULSE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python")));
+    assert!(path.exists(), "{} not found: run `make test` (or `make test-deps`) to install the Python test peers", path.display());
+    path
+}

@@ -1,0 +1,10 @@
+//! orderpulse's integration tests: one binary (every extra test binary links DataFusion
+//! again), one module per capability. Each test starts the real parts it needs (the
+//! `orderpulse` binary, a Delta lake in a temp folder, Python's `deltalake` and DuckDB as
+//! independent readers) and stops them when it ends.
+
+mod cli;
+mod common;
+mod exactly_once;
+mod independent_reader;
+mod run;

@@ -1,0 +1,104 @@
+//! `orderpulse run`, as `make run` starts it: the simulator streams into the lake and
+//! `/v1/sql` answers with a count that grows; bad requests get JSON 4xx answers.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::orderpulse;
+
+/// Kills the child when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// POSTs a JSON body; returns the status and the body (as JSON when it is JSON, else `Null`).
+async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Vec<u8>) {
+    let mut request = client.post(url).header("content-type", "application/json").body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.bytes().await.unwrap().to_vec())
+}
+
+async fn sql(client: &reqwest::Client, base: &str, query: &str) -> (u16, Value) {
+    let (status, body) = post(client, &format!("{base}/v1/sql"), &[], json!({"sql": query}).to_string().into_bytes()).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_a_growing_lake_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = orderpulse()
+        .args(["run", "--listen", "127.0.0.1:0", "--rate", "2000", "--lake"])
+        .arg(dir.path().join("lake"))
+        .env("ORDERPULSE_INGEST__BATCH_MAX_AGE", "300ms")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = KillOnDrop(child);
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let address = lines
+        .find_map(|line| line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned))
+        .expect("run prints the API address");
+    // Keep reading, so the child never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let base = format!("http://{address}");
+    let client = reqwest::Client::new();
+
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap().bytes().await.unwrap();
+    let health: Value = serde_json::from_slice(&health).unwrap();
+    assert_eq!(health["status"], "ok");
+
+    // The count grows: wait for a first count, then for a larger one.
+    let count_query = "SELECT count(*) AS n FROM order_events";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut counts = Vec::new();
+    while counts.len() < 2 && Instant::now() < deadline {
+        let (status, body) = sql(&client, &base, count_query).await;
+        if status == 200 {
+            let n = body["rows"][0]["n"].as_i64().unwrap();
+            if n > 0 && counts.last().is_none_or(|last| n > *last) {
+                counts.push(n);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counts.len(), 2, "the order_events count did not grow: {counts:?}");
+
+    let cases = [
+        ("SELEC nonsense", 400, "invalid_sql"),
+        ("SELECT * FROM no_such_table", 400, "invalid_sql"),
+        ("CREATE TABLE x AS SELECT 1", 403, "statement_refused"),
+        ("INSERT INTO order_events SELECT * FROM order_events", 403, "statement_refused"),
+        ("", 400, "invalid_sql"),
+    ];
+    for (query, status, code) in cases {
+        let (got_status, body) = sql(&client, &base, query).await;
+        assert_eq!(got_status, status, "{query}: {body}");
+        assert_eq!(body["error"]["code"], code, "{query}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{query}: {body}");
+    }
+    let (status, body) = post(&client, &format!("{base}/v1/sql"), &[], b"{not json".to_vec()).await;
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_body");
+
+    let query = json!({"sql": "SELECT type, count(*) AS n FROM order_events GROUP BY type ORDER BY type"});
+    let (status, csv) = post(&client, &format!("{base}/v1/sql"), &[("accept", "text/csv")], query.to_string().into_bytes()).await;
+    assert_eq!(status, 200);
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("type,n\n"), "{csv}");
+    assert!(csv.contains("order.created,"), "{csv}");
+}
