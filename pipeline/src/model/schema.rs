@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int16Builder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int16Builder,
     Int32Builder, Int64Builder, Int8Builder, ListBuilder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
@@ -169,6 +169,7 @@ pub struct Lineage<'a> {
 }
 
 /// Columns shared by every event table.
+#[derive(Default)]
 struct FrameColumns {
     event_id: StringBuilder,
     event_type: StringBuilder,
@@ -183,21 +184,6 @@ struct FrameColumns {
 }
 
 impl FrameColumns {
-    fn new() -> Self {
-        FrameColumns {
-            event_id: StringBuilder::new(),
-            event_type: StringBuilder::new(),
-            occurred_at: utc_timestamps(),
-            offset_minutes: Int16Builder::new(),
-            event_date: Date32Builder::new(),
-            merchant_id: StringBuilder::new(),
-            extra: StringBuilder::new(),
-            source: StringBuilder::new(),
-            position: Int64Builder::new(),
-            ingested_at: utc_timestamps(),
-        }
-    }
-
     fn append(&mut self, event: &Event, lineage: &Lineage<'_>) {
         self.event_id.append_value(&event.event_id);
         self.event_type.append_value(event.event_type().as_str());
@@ -232,15 +218,12 @@ impl FrameColumns {
     }
 }
 
-fn utc_timestamps() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new()
-}
-
 fn finish_timestamps(mut b: TimestampMicrosecondBuilder) -> ArrayRef {
     Arc::new(b.finish().with_timezone("UTC"))
 }
 
 /// Accumulates `order_events` rows.
+#[derive(Default)]
 pub struct OrderRows {
     frame: FrameColumns,
     order_id: StringBuilder,
@@ -263,37 +246,8 @@ pub struct OrderRows {
     tracking_number: StringBuilder,
     service_level: StringBuilder,
     reason: StringBuilder,
-    rows: usize,
 }
 
-impl Default for OrderRows {
-    fn default() -> Self {
-        OrderRows {
-            frame: FrameColumns::new(),
-            order_id: StringBuilder::new(),
-            channel: StringBuilder::new(),
-            customer_id: StringBuilder::new(),
-            customer_country: StringBuilder::new(),
-            customer_region: StringBuilder::new(),
-            customer_postal_code: StringBuilder::new(),
-            customer_email: StringBuilder::new(),
-            customer_phone: StringBuilder::new(),
-            customer_notify: ListBuilder::new(StringBuilder::new()),
-            items: Int32Builder::new(),
-            total_amount: Decimal128Builder::new(),
-            total_currency: StringBuilder::new(),
-            ship_by: utc_timestamps(),
-            promised_from: utc_timestamps(),
-            promised_to: utc_timestamps(),
-            warehouse: StringBuilder::new(),
-            carrier: StringBuilder::new(),
-            tracking_number: StringBuilder::new(),
-            service_level: StringBuilder::new(),
-            reason: StringBuilder::new(),
-            rows: 0,
-        }
-    }
-}
 
 impl OrderRows {
     pub fn append(&mut self, event: &Event, order: &OrderEvent, lineage: &Lineage<'_>) {
@@ -341,16 +295,13 @@ impl OrderRows {
         self.tracking_number.append_option(shipment.map(|s| s.tracking_number.as_str()));
         self.service_level.append_option(shipment.and_then(|s| s.service_level.as_deref()));
         self.reason.append_option(reason);
-        self.rows += 1;
     }
 
+    /// Rows appended so far.
     pub fn len(&self) -> usize {
-        self.rows
+        self.frame.event_id.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let amounts = self.total_amount.finish().with_precision_and_scale(MONEY_PRECISION, Money::SCALE as i8)?;
@@ -381,6 +332,7 @@ impl OrderRows {
 }
 
 /// Accumulates `carrier_events` rows.
+#[derive(Default)]
 pub struct CarrierRows {
     frame: FrameColumns,
     carrier: StringBuilder,
@@ -398,32 +350,8 @@ pub struct CarrierRows {
     lon: Float64Builder,
     eta_from: TimestampMicrosecondBuilder,
     eta_to: TimestampMicrosecondBuilder,
-    rows: usize,
 }
 
-impl Default for CarrierRows {
-    fn default() -> Self {
-        CarrierRows {
-            frame: FrameColumns::new(),
-            carrier: StringBuilder::new(),
-            tracking_number: StringBuilder::new(),
-            order_id: StringBuilder::new(),
-            status: StringBuilder::new(),
-            sub_status: StringBuilder::new(),
-            raw_status: StringBuilder::new(),
-            description: StringBuilder::new(),
-            city: StringBuilder::new(),
-            region: StringBuilder::new(),
-            country: StringBuilder::new(),
-            postal_code: StringBuilder::new(),
-            lat: Float64Builder::new(),
-            lon: Float64Builder::new(),
-            eta_from: utc_timestamps(),
-            eta_to: utc_timestamps(),
-            rows: 0,
-        }
-    }
-}
 
 impl CarrierRows {
     pub fn append(&mut self, event: &Event, scan: &CarrierScan, lineage: &Lineage<'_>) {
@@ -443,16 +371,13 @@ impl CarrierRows {
         self.lon.append_option(scan.location.lon);
         self.eta_from.append_option(scan.estimated_delivery.map(|w| w.from.micros));
         self.eta_to.append_option(scan.estimated_delivery.map(|w| w.to.micros));
-        self.rows += 1;
     }
 
+    /// Rows appended so far.
     pub fn len(&self) -> usize {
-        self.rows
+        self.frame.event_id.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let middle: Vec<ArrayRef> = vec![
@@ -477,6 +402,7 @@ impl CarrierRows {
 }
 
 /// Accumulates `ticket_events` rows.
+#[derive(Default)]
 pub struct TicketRows {
     frame: FrameColumns,
     ticket_id: StringBuilder,
@@ -487,25 +413,8 @@ pub struct TicketRows {
     department: StringBuilder,
     resolution: StringBuilder,
     csat: Int8Builder,
-    rows: usize,
 }
 
-impl Default for TicketRows {
-    fn default() -> Self {
-        TicketRows {
-            frame: FrameColumns::new(),
-            ticket_id: StringBuilder::new(),
-            order_id: StringBuilder::new(),
-            category: StringBuilder::new(),
-            channel: StringBuilder::new(),
-            priority: StringBuilder::new(),
-            department: StringBuilder::new(),
-            resolution: StringBuilder::new(),
-            csat: Int8Builder::new(),
-            rows: 0,
-        }
-    }
-}
 
 impl TicketRows {
     pub fn append(&mut self, event: &Event, ticket: &TicketEvent, lineage: &Lineage<'_>) {
@@ -531,16 +440,13 @@ impl TicketRows {
         self.department.append_option(department);
         self.resolution.append_option(resolution.map(Resolution::as_str));
         self.csat.append_option(csat.map(|c| c as i8));
-        self.rows += 1;
     }
 
+    /// Rows appended so far.
     pub fn len(&self) -> usize {
-        self.rows
+        self.frame.event_id.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let middle: Vec<ArrayRef> = vec![
@@ -558,6 +464,7 @@ impl TicketRows {
 }
 
 /// Accumulates `quarantine` rows.
+#[derive(Default)]
 pub struct QuarantineRows {
     received_at: TimestampMicrosecondBuilder,
     event_date: Date32Builder,
@@ -567,24 +474,8 @@ pub struct QuarantineRows {
     field: StringBuilder,
     detail: StringBuilder,
     raw: BinaryBuilder,
-    rows: usize,
 }
 
-impl Default for QuarantineRows {
-    fn default() -> Self {
-        QuarantineRows {
-            received_at: utc_timestamps(),
-            event_date: Date32Builder::new(),
-            source: StringBuilder::new(),
-            position: Int64Builder::new(),
-            reason: StringBuilder::new(),
-            field: StringBuilder::new(),
-            detail: StringBuilder::new(),
-            raw: BinaryBuilder::new(),
-            rows: 0,
-        }
-    }
-}
 
 impl QuarantineRows {
     pub fn append(&mut self, raw: &[u8], rejection: &Rejection, lineage: &Lineage<'_>) {
@@ -597,16 +488,13 @@ impl QuarantineRows {
         self.field.append_option(rejection.field.as_deref());
         self.detail.append_value(&rejection.detail);
         self.raw.append_value(raw);
-        self.rows += 1;
     }
 
+    /// Rows appended so far.
     pub fn len(&self) -> usize {
-        self.rows
+        self.source.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         RecordBatch::try_new(
