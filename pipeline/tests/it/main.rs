@@ -7,4 +7,5 @@ mod cli;
 mod common;
 mod exactly_once;
 mod independent_reader;
+mod memory_lake;
 mod run;
