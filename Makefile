@@ -7,7 +7,7 @@ CARGO  ?= cargo
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 # Python packages the tests and benches use as independent peers (readers of the lake, DuckDB).
-PY_PACKAGES := deltalake==1.6.6 duckdb==1.5.6 polars==2.1.0 pyarrow==26.0.1
+PY_PACKAGES := deltalake==1.6.6 duckdb==1.5.6 polars==2.1.0 pyarrow==26.0.1 'moto[server]==5.2.5'
 
 .PHONY: run test bench test-deps bench-deps build lint clean-lake
 

@@ -2,6 +2,7 @@
 //! variables, overridden by command-line flags. A bad value stops start-up with an error
 //! that names the key.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,14 +38,58 @@ impl Default for Config {
 pub struct LakeConfig {
     /// Where the lake lives: `file:///abs/path` or a relative path, `memory://`, `s3://bucket/prefix`.
     pub url: String,
-    /// Extra object-store options passed to the backend (S3 endpoint, region, ...).
-    pub storage_options: std::collections::HashMap<String, String>,
+    /// Settings for `s3://` lakes on AWS or any S3-compatible store.
+    pub s3: S3Config,
+    /// Raw object-store options passed to the backend as they are (they win over `s3`).
+    pub storage_options: HashMap<String, String>,
 }
 
 impl Default for LakeConfig {
     fn default() -> Self {
-        LakeConfig { url: "data/lake".into(), storage_options: Default::default() }
+        LakeConfig { url: "data/lake".into(), s3: S3Config::default(), storage_options: HashMap::new() }
     }
+}
+
+impl LakeConfig {
+    /// The object-store options for the lake: the `s3` settings as the backend's keys,
+    /// overridden by any explicit `storage_options`. Unset values fall back to the
+    /// standard `AWS_*` environment variables and credential chain.
+    pub fn object_store_options(&self) -> HashMap<String, String> {
+        let s3 = &self.s3;
+        let mut options = HashMap::new();
+        let mut set = |key: &str, value: Option<&String>| {
+            if let Some(value) = value {
+                options.insert(key.to_owned(), value.clone());
+            }
+        };
+        set("AWS_ENDPOINT_URL", s3.endpoint.as_ref());
+        set("AWS_REGION", s3.region.as_ref());
+        set("AWS_ACCESS_KEY_ID", s3.access_key_id.as_ref());
+        set("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.as_ref());
+        if s3.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) {
+            options.insert("AWS_ALLOW_HTTP".into(), "true".into());
+        }
+        if let Some(path_style) = s3.path_style {
+            options.insert("AWS_VIRTUAL_HOSTED_STYLE_REQUEST".into(), (!path_style).to_string());
+        }
+        options.extend(self.storage_options.clone());
+        options
+    }
+}
+
+/// Where and how to reach an S3 API. Commits use S3 conditional writes, so no lock
+/// service (DynamoDB) is needed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// `http(s)://host:port` of an S3-compatible store; AWS when unset.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), as MinIO, Ceph and most non-AWS
+    /// stores want; virtual-hosted style when false.
+    pub path_style: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +171,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "warn,orderpulse=info".into() }
+        LogConfig { format: LogFormat::Text, level: "warn,orderpulse=info,buoyant_kernel=off".into() }
     }
 }
 
@@ -165,6 +210,11 @@ impl Config {
         let bad = |key, problem: &str| Err(ConfigError::BadValue { key, problem: problem.to_owned() });
         if self.lake.url.trim().is_empty() {
             return bad("lake.url", "is empty");
+        }
+        if let Some(endpoint) = &self.lake.s3.endpoint {
+            if !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return bad("lake.s3.endpoint", &format!("{endpoint:?} is not an http(s) URL"));
+            }
         }
         if self.ingest.batch_max_events == 0 {
             return bad("ingest.batch_max_events", "must be at least 1");
@@ -232,6 +282,7 @@ mod tests {
             ("[api]\nlisten = \"localhost\"", "api.listen"),
             ("[simulator]\nrate = -5", "simulator.rate"),
             ("[lake]\nurll = \"x\"", "urll"),
+            ("[lake.s3]\nendpoint = \"localhost:9000\"", "lake.s3.endpoint"),
         ];
         for (text, key) in cases {
             let err = load_text(text).expect_err(text).to_string();

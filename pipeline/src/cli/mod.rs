@@ -46,7 +46,7 @@ struct LakeArg {
 impl LakeArg {
     fn open(&self, config: &Config) -> anyhow::Result<crate::lake::Lake> {
         let location = self.lake.clone().unwrap_or_else(|| config.lake.url.clone());
-        Ok(crate::lake::Lake::open(&location, config.lake.storage_options.clone())?)
+        Ok(crate::lake::Lake::open(&location, config.lake.object_store_options())?)
     }
 }
 

@@ -26,20 +26,43 @@ use crate::model::schema::LakeTable;
 pub enum LakeError {
     #[error("lake URL {url:?} is not usable: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("table {table}: {source}")]
-    Table {
-        table: LakeTable,
-        #[source]
-        source: DeltaTableError,
-    },
+    #[error("table {table}: {}", describe(error))]
+    Table { table: LakeTable, error: DeltaTableError },
     #[error("table {table}: {message}")]
     Data { table: LakeTable, message: String },
 }
 
 impl LakeError {
     pub(crate) fn table(table: LakeTable) -> impl FnOnce(DeltaTableError) -> LakeError {
-        move |source| LakeError::Table { table, source }
+        move |error| LakeError::Table { table, error }
     }
+}
+
+/// One line that says what went wrong with the store. Object-store errors carry the
+/// whole HTTP exchange (an S3 error is an XML document); people need its code and
+/// message, and which bucket.
+fn describe(error: &DeltaTableError) -> String {
+    let text = error.to_string();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].to_owned())
+    };
+    if let Some(code) = tag("Code") {
+        let message = tag("Message").unwrap_or_default();
+        let bucket = tag("BucketName").map(|b| format!(" (bucket {b})")).unwrap_or_default();
+        return format!("the object store refused the request: {code}: {message}{bucket}");
+    }
+    if text.contains("Connection refused") || text.contains("error sending request") || text.contains("dns error") {
+        return format!("cannot reach the object store: {}", first_line(&text));
+    }
+    first_line(&text)
+}
+
+/// The first line of a message, with runs of white space folded.
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Where the lake lives, and how to open its tables.
@@ -123,7 +146,7 @@ impl Lake {
         match delta.load().await {
             Ok(()) => Ok(Some(delta)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
-            Err(source) => Err(LakeError::Table { table, source }),
+            Err(error) => Err(LakeError::Table { table, error }),
         }
     }
 
@@ -154,7 +177,7 @@ impl Lake {
         match created {
             Ok(delta) => Ok(delta),
             // Another process may have created it first: use theirs.
-            Err(source) => self.open_table(table).await?.ok_or(LakeError::Table { table, source }),
+            Err(error) => self.open_table(table).await?.ok_or(LakeError::Table { table, error }),
         }
     }
 }

@@ -40,9 +40,14 @@ pub fn simulate(dir: &Path, args: &[&str]) -> (PathBuf, Value) {
     (path, serde_json::from_slice(&truth).expect("the truth file is JSON"))
 }
 
+/// A lake in a local folder.
+pub fn local_lake(path: &Path) -> Lake {
+    Lake::open(path.to_str().unwrap(), Default::default()).unwrap()
+}
+
 /// Runs SQL over a lake in-process and returns the rows as JSON objects.
-pub async fn query(lake: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>> {
-    let lake = Lake::open(lake.to_str().unwrap(), Default::default()).unwrap();
+pub async fn query(lake: &Lake, sql: &str) -> Vec<serde_json::Map<String, Value>> {
+    let lake = lake.clone();
     let limits = QueryLimits { max_rows: 1_000_000, timeout: std::time::Duration::from_secs(120) };
     let result = SqlEngine::new(lake).query(sql, limits).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let json = orderpulse::kpi::format::json_rows(&result.batches).unwrap();
@@ -50,7 +55,7 @@ pub async fn query(lake: &Path, sql: &str) -> Vec<serde_json::Map<String, Value>
 }
 
 /// One number from a one-row, one-column query.
-pub async fn scalar(lake: &Path, sql: &str) -> i64 {
+pub async fn scalar(lake: &Lake, sql: &str) -> i64 {
     let rows = query(lake, sql).await;
     rows[0].values().next().and_then(Value::as_i64).unwrap_or_else(|| panic!("{sql} gave {rows:?}"))
 }
@@ -63,7 +68,7 @@ pub struct LakeCounts {
     pub quarantine_by_reason: BTreeMap<String, i64>,
 }
 
-pub async fn lake_counts(lake: &Path) -> LakeCounts {
+pub async fn lake_counts(lake: &Lake) -> LakeCounts {
     let mut rows = 0;
     let mut distinct_ids = 0;
     for table in ["order_events", "carrier_events", "ticket_events"] {

@@ -3,12 +3,34 @@
 //! quarantine exactly once.
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::common::{lake_counts, orderpulse, run_ok, scalar, simulate, truth_malformed};
+use crate::common::{lake_counts, local_lake, orderpulse, run_ok, scalar, simulate, truth_malformed};
+
+/// Starts `ingest` six times and SIGKILLs it each time after a random number of further
+/// commits (as `commits` counts them): sometimes between two tables' commits of one
+/// batch, sometimes mid-batch. Fails if the ingest finished too soon to be killed.
+pub async fn kill_repeatedly(ingest: &dyn Fn() -> Command, commits: impl AsyncFn() -> usize) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+    let mut kills = 0;
+    for _ in 0..6 {
+        let target = commits().await + rng.random_range(1..6);
+        let mut child = ingest().spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while commits().await < target && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills >= 3, "the ingest finished before it could be killed often enough ({kills} kills)");
+}
 
 /// Commits so far to the order_events table (its log files).
 fn commits(lake: &Path) -> usize {
@@ -38,30 +60,12 @@ async fn kill_nine_during_file_ingest_loses_and_doubles_nothing() {
         command
     };
 
-    // Kill the ingest several times, each after a random number of further commits:
-    // sometimes between two tables' commits of one batch, sometimes mid-batch.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
-    let mut kills = 0;
-    for _ in 0..6 {
-        let target = commits(&lake) + rng.random_range(1..6);
-        let mut child = ingest().spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while commits(&lake) < target && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
-    assert!(kills >= 3, "the ingest finished before it could be killed often enough ({kills} kills)");
-
+    kill_repeatedly(&ingest, async || commits(&lake)).await;
     let output = run_ok(&mut ingest());
     let last: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(last["lines"].as_u64().unwrap() < truth["lines"].as_u64().unwrap(), "the last run resumed instead of starting over: {last}");
 
-    let counts = lake_counts(&lake).await;
+    let counts = lake_counts(&local_lake(&lake)).await;
     assert_eq!(counts.rows, counts.distinct_ids, "an event was written twice");
     assert_eq!(counts.rows, truth["events"].as_i64().unwrap(), "valid events lost or doubled");
     assert_eq!(counts.quarantine_by_reason, truth_malformed(&truth), "bad lines lost or doubled");
@@ -69,7 +73,7 @@ async fn kill_nine_during_file_ingest_loses_and_doubles_nothing() {
     // Ingesting the same file again changes nothing.
     let again: serde_json::Value = serde_json::from_slice(&run_ok(&mut ingest()).stdout).unwrap();
     assert_eq!(again["accepted"], 0, "{again}");
-    assert_eq!(lake_counts(&lake).await, counts);
+    assert_eq!(lake_counts(&local_lake(&lake)).await, counts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,13 +100,13 @@ async fn duplicates_across_inputs_are_recognised_and_stdin_works() {
     let output = run_ok(orderpulse().args(["ingest", "--json", "--lake"]).arg(&lake).arg(&gz));
     let stats: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(stats["accepted"], 0, "{stats}");
-    let total = lake_counts(&lake).await;
+    let total = lake_counts(&local_lake(&lake)).await;
     assert_eq!(total.rows, truth["events"].as_i64().unwrap());
 
     // Compaction and checkpointing change files, not rows.
-    let files_before = scalar(&lake, "SELECT count(*) FROM order_events").await;
+    let files_before = scalar(&local_lake(&lake), "SELECT count(*) FROM order_events").await;
     run_ok(orderpulse().args(["lake", "optimize", "--lake"]).arg(&lake));
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM order_events").await, files_before);
+    assert_eq!(scalar(&local_lake(&lake), "SELECT count(*) FROM order_events").await, files_before);
     let info = run_ok(orderpulse().args(["lake", "info", "--json", "--lake"]).arg(&lake));
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     let orders = info.as_array().unwrap().iter().find(|t| t["table"] == "order_events").unwrap();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{orderpulse, python, run_ok, scalar, simulate};
+use crate::common::{local_lake, orderpulse, python, run_ok, scalar, simulate};
 
 const READER: &str = r#"
 import json, sys
@@ -32,7 +32,7 @@ async fn python_deltalake_and_duckdb_read_the_same_rows() {
     let output = run_ok(std::process::Command::new(python()).arg("-c").arg(READER).arg(&lake));
     let read: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_slice(&output.stdout).unwrap();
     for (table, counts) in &read {
-        let ours = scalar(&lake, &format!("SELECT count(*) FROM {table}")).await;
+        let ours = scalar(&local_lake(&lake), &format!("SELECT count(*) FROM {table}")).await;
         assert!(ours > 0, "{table} is empty");
         assert_eq!(counts["deltalake"], ours, "{table}: python deltalake disagrees");
         assert_eq!(counts["duckdb"], ours, "{table}: duckdb disagrees");

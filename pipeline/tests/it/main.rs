@@ -9,3 +9,4 @@ mod exactly_once;
 mod independent_reader;
 mod memory_lake;
 mod run;
+mod s3_lake;

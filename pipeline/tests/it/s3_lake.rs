@@ -1,0 +1,139 @@
+//! The lake on S3: the same exactly-once guarantee against a real S3 API server
+//! (`moto_server`, started here on loopback), read back by Python's `deltalake`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orderpulse::lake::Lake;
+
+use crate::common::{lake_counts, orderpulse, python, run_ok, simulate, truth_malformed};
+use crate::exactly_once::kill_repeatedly;
+
+/// A moto S3 server on a free loopback port, with one bucket; stopped on drop.
+struct MotoS3 {
+    child: Child,
+    endpoint: String,
+    bucket: &'static str,
+}
+
+impl MotoS3 {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let moto = python().with_file_name("moto_server");
+        let child = Command::new(&moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", moto.display()));
+        let server = MotoS3 { child, endpoint: format!("http://127.0.0.1:{port}"), bucket: "orderpulse-test" };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = client.put(format!("{}/{}", server.endpoint, server.bucket)).send().await {
+                assert!(response.status().is_success(), "creating the bucket: {}", response.status());
+                break;
+            }
+            assert!(Instant::now() < deadline, "moto_server did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    fn lake_url(&self) -> String {
+        format!("s3://{}/lake", self.bucket)
+    }
+
+    /// The configuration a client needs, as orderpulse's environment variables.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ORDERPULSE_LAKE", self.lake_url()),
+            ("ORDERPULSE_LAKE__S3__ENDPOINT", self.endpoint.clone()),
+            ("ORDERPULSE_LAKE__S3__REGION", "us-east-1".into()),
+            ("ORDERPULSE_LAKE__S3__ACCESS_KEY_ID", "testing".into()),
+            ("ORDERPULSE_LAKE__S3__SECRET_ACCESS_KEY", "testing".into()),
+            ("ORDERPULSE_LAKE__S3__PATH_STYLE", "true".into()),
+        ]
+    }
+
+    fn lake(&self) -> Lake {
+        let options = [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ];
+        Lake::open(&self.lake_url(), options.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).unwrap()
+    }
+
+    /// Commit files in one table's log, listed through the S3 API.
+    async fn commits(&self, table: &str) -> usize {
+        let url = format!("{}/{}?list-type=2&prefix=lake/{table}/_delta_log/", self.endpoint, self.bucket);
+        let listing = reqwest::get(url).await.unwrap().text().await.unwrap();
+        listing.matches(".json</Key>").count()
+    }
+}
+
+impl Drop for MotoS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_during_ingest_into_s3_loses_and_doubles_nothing() {
+    let s3 = MotoS3::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (events, truth) =
+        simulate(dir.path(), &["--days", "2", "--orders-per-day", "1500", "--seed", "31", "--duplicates", "0.02", "--malformed", "0.005"]);
+    let env = s3.env();
+    let ingest = || {
+        let mut command = orderpulse();
+        command
+            .args(["ingest", "--quiet", "--json"])
+            .arg(&events)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("ORDERPULSE_INGEST__BATCH_MAX_EVENTS", "500")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        command
+    };
+    kill_repeatedly(&ingest, async || s3.commits("order_events").await).await;
+    run_ok(&mut ingest());
+
+    let counts = lake_counts(&s3.lake()).await;
+    assert_eq!(counts.rows, counts.distinct_ids, "an event was written twice");
+    assert_eq!(counts.rows, truth["events"].as_i64().unwrap(), "valid events lost or doubled");
+    assert_eq!(counts.quarantine_by_reason, truth_malformed(&truth), "bad lines lost or doubled");
+
+    // An independent reader sees the same rows on S3.
+    let reader = format!(
+        r#"
+import sys
+from deltalake import DeltaTable
+options = {{"AWS_ENDPOINT_URL": "{endpoint}", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ALLOW_HTTP": "true"}}
+print(sum(DeltaTable("{url}/" + t, storage_options=options).to_pyarrow_table().num_rows
+          for t in ["order_events", "carrier_events", "ticket_events"]))
+"#,
+        endpoint = s3.endpoint,
+        url = s3.lake_url()
+    );
+    let output = run_ok(Command::new(python()).arg("-c").arg(reader));
+    let rows: i64 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+    assert_eq!(rows, counts.rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_named_in_one_error_line() {
+    let s3 = MotoS3::start().await;
+    let mut env = s3.env();
+    env[0].1 = "s3://no-such-bucket/lake".into();
+    let output = orderpulse().args(["lake", "info"]).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no-such-bucket"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
