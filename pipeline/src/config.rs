@@ -107,6 +107,11 @@ pub struct IngestConfig {
     pub dedup_window: Duration,
     /// ...and how many ids at most (16 bytes and some overhead each).
     pub dedup_max_ids: usize,
+    /// HTTP ingest: how long a group commit waits for more requests after the first.
+    #[serde(with = "humantime_serde")]
+    pub group_commit_window: Duration,
+    /// HTTP ingest: requests that may wait for a commit; more are answered 429.
+    pub http_queue_requests: usize,
 }
 
 impl Default for IngestConfig {
@@ -117,6 +122,8 @@ impl Default for IngestConfig {
             batch_max_age: Duration::from_secs(2),
             dedup_window: Duration::from_secs(7 * 24 * 3600),
             dedup_max_ids: 10_000_000,
+            group_commit_window: Duration::from_millis(10),
+            http_queue_requests: 64,
         }
     }
 }
@@ -131,11 +138,18 @@ pub struct ApiConfig {
     /// A query running longer than this is cancelled.
     #[serde(with = "humantime_serde")]
     pub query_timeout: Duration,
+    /// `POST /v1/events` bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { listen: "127.0.0.1:8080".into(), max_result_rows: 100_000, query_timeout: Duration::from_secs(30) }
+        ApiConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_result_rows: 100_000,
+            query_timeout: Duration::from_secs(30),
+            max_body_bytes: 16 << 20,
+        }
     }
 }
 
@@ -221,6 +235,9 @@ impl Config {
         }
         if self.ingest.max_line_bytes < 64 {
             return bad("ingest.max_line_bytes", "must be at least 64 bytes");
+        }
+        if self.ingest.http_queue_requests == 0 {
+            return bad("ingest.http_queue_requests", "must be at least 1");
         }
         if self.ingest.dedup_max_ids == 0 {
             return bad("ingest.dedup_max_ids", "must be at least 1");

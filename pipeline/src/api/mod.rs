@@ -1,18 +1,20 @@
-//! The HTTP API (axum). Every error is JSON: `{"error": {"code": ..., "message": ...}}`
+//! The HTTP API (axum): `/healthz`, `POST /v1/sql`, `POST /v1/events`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::ingest::http::{HttpIngest, SubmitError};
+use crate::ingest::LineOutcome;
 use crate::kpi::format::{json_rows, render, OutputFormat};
 use crate::kpi::{QueryError, QueryLimits, SqlEngine};
 
@@ -25,11 +27,15 @@ pub struct AppState {
 struct Inner {
     engine: SqlEngine,
     limits: QueryLimits,
+    /// The group-commit loop behind `POST /v1/events`; `None` where ingest is not run.
+    ingest: Option<HttpIngest>,
+    /// Larger request bodies are refused with 413 before they are read to the end.
+    max_body_bytes: usize,
 }
 
 impl AppState {
-    pub fn new(engine: SqlEngine, limits: QueryLimits) -> Self {
-        AppState { inner: Arc::new(Inner { engine, limits }) }
+    pub fn new(engine: SqlEngine, limits: QueryLimits, ingest: Option<HttpIngest>, max_body_bytes: usize) -> Self {
+        AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes }) }
     }
 }
 
@@ -37,8 +43,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/v1/sql", post(sql))
-        .layer(DefaultBodyLimit::max(1 << 20))
+        .route("/v1/sql", post(sql).layer(DefaultBodyLimit::max(1 << 20)))
+        .route("/v1/events", post(events).layer(DefaultBodyLimit::disable()))
         .with_state(state)
 }
 
@@ -58,7 +64,22 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            return (self.status, [(header::RETRY_AFTER, "1")], body).into_response();
+        }
+        (self.status, body).into_response()
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let (status, code) = match e {
+            SubmitError::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
+            SubmitError::CommitFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "commit_failed"),
+            SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "ingest_stopped"),
+        };
+        ApiError { status, code, message: e.to_string() }
     }
 }
 
@@ -127,6 +148,43 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         "elapsed_ms": started.elapsed().as_millis() as u64,
     }))
     .into_response())
+}
+
+/// One line's answer: its 1-based number in the body and what became of it.
+#[derive(Serialize)]
+struct LineAnswer {
+    line: usize,
+    #[serde(flatten)]
+    outcome: LineOutcome,
+}
+
+/// `POST /v1/events`: NDJSON (`application/x-ndjson`, one event a line) or a single
+/// event (`application/json`). Answers after the accepted lines are committed to the
+/// lake, with the outcome of every line; 413 for a body over `api.max_body_bytes`, 429
+/// with `Retry-After` when ingest is behind.
+async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let ingest = state.inner.ingest.as_ref().ok_or(ApiError::from(SubmitError::Stopped))?;
+    let limit = state.inner.max_body_bytes;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "body_too_large",
+        message: format!("the body is larger than {limit} bytes; send smaller batches"),
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("empty_body", "the body has no events"));
+    }
+    let single = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let outcomes = ingest.submit(body.to_vec(), single).await?;
+    let count = |wanted: fn(&LineOutcome) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
+    let accepted = count(|o| matches!(o, LineOutcome::Accepted));
+    let duplicates = count(|o| matches!(o, LineOutcome::Duplicate | LineOutcome::AlreadyInLake));
+    let rejected = count(|o| matches!(o, LineOutcome::Rejected(_)));
+    let lines: Vec<LineAnswer> =
+        outcomes.into_iter().enumerate().map(|(i, outcome)| LineAnswer { line: i + 1, outcome }).collect();
+    Ok(Json(json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "lines": lines})).into_response())
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

@@ -1,5 +1,5 @@
 //! `orderpulse run`: the whole product in one process on the embedded default: the
-//! simulator streaming into the lake, and the HTTP API over it.
+//! simulator streaming into the lake, HTTP ingest, and the HTTP API over the lake.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::api::{serve, AppState};
 use crate::config::Config;
+use crate::ingest::http::{run_group_commits, HttpIngest};
 use crate::ingest::{ingest_source, IngestOptions};
 use crate::kpi::{QueryLimits, SqlEngine};
 use crate::source::simulated::{source_id, stream_simulation};
@@ -25,6 +26,9 @@ pub struct Args {
     /// Scenario file for the simulator (overrides simulator.scenario).
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// Do not run the simulator: events arrive only through POST /v1/events.
+    #[arg(long)]
+    no_simulator: bool,
 }
 
 pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
@@ -43,26 +47,47 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
 
     // Ingest runs on its own thread and runtime: Parquet encoding is CPU work that must
-    // not hold up the API's requests.
+    // not hold up the API's requests. Two sources share it: the simulator (unless
+    // disabled) and HTTP (`POST /v1/events`), each with its own positions in the lake.
+    let (http_ingest, queue) = HttpIngest::channel(config.ingest.http_queue_requests);
     let ingest_lake = lake.clone();
     let options = IngestOptions::from(&config.ingest);
     let rate = config.simulator.rate;
-    let ingest = std::thread::Builder::new().name("orderpulse-ingest".into()).spawn(move || {
+    let simulate = !args.no_simulator;
+    let http_source = format!("orderpulse:http:{}", config.api.listen);
+    let window = config.ingest.group_commit_window;
+    std::thread::Builder::new().name("orderpulse-ingest".into()).spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let id = source_id(&scenario);
-        let result = runtime.block_on(ingest_source(&ingest_lake, &id, options, move |resume_after, tx| {
-            stream_simulation(scenario, rate, resume_after, &tx)
-        }));
-        match &result {
-            Ok(stats) => tracing::info!(accepted = stats.accepted, "the simulation has ended; the API keeps serving"),
-            Err(e) => tracing::error!(error = %e, "ingest stopped; the API keeps serving what the lake holds"),
-        }
-        result.map_err(anyhow::Error::from)
+        runtime.block_on(async move {
+            let simulation = async {
+                if !simulate {
+                    return;
+                }
+                let id = source_id(&scenario);
+                let result = ingest_source(&ingest_lake, &id, options.clone(), move |resume_after, tx| {
+                    stream_simulation(scenario, rate, resume_after, &tx)
+                })
+                .await;
+                match result {
+                    Ok(stats) => tracing::info!(accepted = stats.accepted, "the simulation has ended; the API keeps serving"),
+                    Err(e) => tracing::error!(error = %e, "simulator ingest stopped; the API keeps serving what the lake holds"),
+                }
+            };
+            let http = async {
+                if let Err(e) = run_group_commits(ingest_lake.clone(), http_source, options.clone(), window, queue).await {
+                    tracing::error!(error = %e, "HTTP ingest stopped; POST /v1/events answers 503");
+                }
+            };
+            tokio::join!(simulation, http);
+        });
+        anyhow::Ok(())
     })?;
 
     let state = AppState::new(
         SqlEngine::new(lake.clone()),
         QueryLimits { max_rows: config.api.max_result_rows, timeout: config.api.query_timeout },
+        Some(http_ingest),
+        config.api.max_body_bytes,
     );
     // A closed stdout must not stop the server, so write errors are ignored.
     let _ = writeln!(
@@ -77,10 +102,5 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     }));
     let served = server.await.context("the API task failed")?;
     served.context("the API server stopped")?;
-    if ingest.is_finished() {
-        if let Ok(Err(e)) = ingest.join() {
-            return Err(e.context("ingest stopped"));
-        }
-    }
     Ok(())
 }

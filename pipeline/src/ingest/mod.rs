@@ -9,6 +9,11 @@
 //! Three stages on their own threads keep both cores busy (JSON decoding on one, Parquet
 //! encoding on the other) and every channel is bounded, so a slow lake holds the source
 //! back instead of filling memory.
+//!
+//! Sources that cannot be replayed (HTTP) use [`http`]: a request is answered only after
+//! its lines are committed.
+
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -79,6 +84,30 @@ pub struct DecodedChunk {
     pub outcomes: Vec<Result<Event, Rejection>>,
 }
 
+impl DecodedChunk {
+    /// Decodes every line of `raw`. CPU work: call it off the async runtime's threads.
+    pub fn decode(raw: RawChunk, limits: &DecodeLimits) -> Self {
+        let outcomes = raw.iter().map(|(line, _)| decode_line(line, limits)).collect();
+        DecodedChunk { raw, outcomes }
+    }
+}
+
+/// What became of one line. Serialised as the per-line answer of `POST /v1/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LineOutcome {
+    /// A new event, written to its table.
+    Accepted,
+    /// An event whose id was already seen; not written again.
+    Duplicate,
+    /// Refused and written to `quarantine`.
+    Rejected(Rejection),
+    /// Written by an earlier, interrupted run of the same source.
+    AlreadyInLake,
+    /// An empty line.
+    Blank,
+}
+
 /// Starts the decode stage: a thread that turns raw chunks into decoded ones.
 pub fn spawn_decoder(mut raw: mpsc::Receiver<RawChunk>, limits: DecodeLimits) -> mpsc::Receiver<DecodedChunk> {
     let (tx, rx) = mpsc::channel(4);
@@ -86,8 +115,7 @@ pub fn spawn_decoder(mut raw: mpsc::Receiver<RawChunk>, limits: DecodeLimits) ->
         .name("orderpulse-decode".into())
         .spawn(move || {
             while let Some(chunk) = raw.blocking_recv() {
-                let outcomes = chunk.iter().map(|(line, _)| decode_line(line, &limits)).collect();
-                if tx.blocking_send(DecodedChunk { raw: chunk, outcomes }).is_err() {
+                if tx.blocking_send(DecodedChunk::decode(chunk, &limits)).is_err() {
                     break;
                 }
             }
@@ -126,42 +154,51 @@ impl Ingestor {
         &self.stats
     }
 
-    /// Takes a decoded chunk into the pending batch: dedup, route, quarantine.
-    pub fn take(&mut self, chunk: &DecodedChunk) {
+    /// Takes a decoded chunk into the pending batch (dedup, route, quarantine) and says
+    /// what became of each line. The outcome holds once the batch is committed.
+    pub fn take(&mut self, chunk: &DecodedChunk) -> Vec<LineOutcome> {
         let ingested_at_micros = chrono::Utc::now().timestamp_micros();
         let source = self.writer.app_id().to_owned();
         let positions = self.writer.positions().clone();
-        for ((line, position), outcome) in chunk.raw.iter().zip(&chunk.outcomes) {
+        let mut outcomes = Vec::with_capacity(chunk.outcomes.len());
+        for ((line, position), decoded) in chunk.raw.iter().zip(&chunk.outcomes) {
             self.stats.lines += 1;
             self.last_position = Some(position);
             self.batch.note_line();
             let lineage = Lineage { source: &source, position, ingested_at_micros };
-            if line.iter().all(u8::is_ascii_whitespace) {
+            let outcome = if line.iter().all(u8::is_ascii_whitespace) {
                 self.stats.blank += 1;
-                continue;
-            }
-            match outcome {
-                Ok(event) => {
-                    let table = LakeTable::for_stream(event.stream());
-                    if !positions.should_write(table, position) {
-                        self.stats.already_in_lake += 1;
-                    } else if !self.dedup.insert(&event.event_id, ingested_at_micros) {
-                        self.stats.duplicates += 1;
-                    } else {
-                        self.batch.push_event(event, &lineage);
-                        self.stats.accepted += 1;
+                LineOutcome::Blank
+            } else {
+                match decoded {
+                    Ok(event) => {
+                        let table = LakeTable::for_stream(event.stream());
+                        if !positions.should_write(table, position) {
+                            self.stats.already_in_lake += 1;
+                            LineOutcome::AlreadyInLake
+                        } else if !self.dedup.insert(&event.event_id, ingested_at_micros) {
+                            self.stats.duplicates += 1;
+                            LineOutcome::Duplicate
+                        } else {
+                            self.batch.push_event(event, &lineage);
+                            self.stats.accepted += 1;
+                            LineOutcome::Accepted
+                        }
                     }
-                }
-                Err(rejection) => {
-                    if !positions.should_write(LakeTable::Quarantine, position) {
+                    Err(_) if !positions.should_write(LakeTable::Quarantine, position) => {
                         self.stats.already_in_lake += 1;
-                    } else {
+                        LineOutcome::AlreadyInLake
+                    }
+                    Err(rejection) => {
                         self.batch.push_rejection(line, rejection, &lineage);
                         *self.stats.quarantined.entry(rejection.reason).or_default() += 1;
+                        LineOutcome::Rejected(rejection.clone())
                     }
                 }
-            }
+            };
+            outcomes.push(outcome);
         }
+        outcomes
     }
 
     /// Whether the pending batch is full or old enough to commit.
@@ -196,7 +233,7 @@ impl Ingestor {
                 None => Some(decoded.recv().await),
             };
             match next {
-                Some(Some(chunk)) => self.take(&chunk),
+                Some(Some(chunk)) => drop(self.take(&chunk)),
                 Some(None) => break,
                 None => {}
             }

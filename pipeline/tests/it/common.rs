@@ -99,3 +99,69 @@ pub fn python() -> PathBuf {
     assert!(path.exists(), "{} not found: run `make test` (or `make test-deps`) to install the Python test peers", path.display());
     path
 }
+
+/// An `orderpulse run` process on a free loopback port; SIGKILLed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `orderpulse run --lake LAKE --listen 127.0.0.1:0 ARGS` and waits for its address.
+    pub fn start(lake: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut child = orderpulse()
+            .args(["run", "--listen", "127.0.0.1:0", "--lake"])
+            .arg(lake)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let address = lines
+            .find_map(|line| line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned))
+            .expect("run prints the API address");
+        // Keep reading, so the child never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, base: format!("http://{address}") }
+    }
+
+    /// SIGKILL, now.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POSTs a body (JSON unless a `content-type` header says otherwise); returns the
+/// status, the body and the `Retry-After` header.
+pub async fn post_full(client: &reqwest::Client, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Vec<u8>, Option<String>) {
+    let mut request = client.post(url).body(body);
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+        request = request.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, response.bytes().await.unwrap().to_vec(), retry_after)
+}
+
+/// [`post_full`] without the headers of the answer.
+pub async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Vec<u8>) {
+    let (status, body, _) = post_full(client, url, headers, body).await;
+    (status, body)
+}

@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod exactly_once;
+mod http_ingest;
 mod independent_reader;
 mod memory_lake;
 mod run;

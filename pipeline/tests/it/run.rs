@@ -1,34 +1,11 @@
 //! `orderpulse run`, as `make run` starts it: the simulator streams into the lake and
 //! `/v1/sql` answers with a count that grows; bad requests get JSON 4xx answers.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::orderpulse;
-
-/// Kills the child when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// POSTs a JSON body; returns the status and the body (as JSON when it is JSON, else `Null`).
-async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Vec<u8>) {
-    let mut request = client.post(url).header("content-type", "application/json").body(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap().to_vec())
-}
+use crate::common::{post, Server};
 
 async fn sql(client: &reqwest::Client, base: &str, query: &str) -> (u16, Value) {
     let (status, body) = post(client, &format!("{base}/v1/sql"), &[], json!({"sql": query}).to_string().into_bytes()).await;
@@ -38,23 +15,8 @@ async fn sql(client: &reqwest::Client, base: &str, query: &str) -> (u16, Value) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_a_growing_lake_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = orderpulse()
-        .args(["run", "--listen", "127.0.0.1:0", "--rate", "2000", "--lake"])
-        .arg(dir.path().join("lake"))
-        .env("ORDERPULSE_INGEST__BATCH_MAX_AGE", "300ms")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _guard = KillOnDrop(child);
-    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-    let address = lines
-        .find_map(|line| line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).map(str::to_owned))
-        .expect("run prints the API address");
-    // Keep reading, so the child never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    let base = format!("http://{address}");
+    let server = Server::start(&dir.path().join("lake"), &["--rate", "2000"], &[("ORDERPULSE_INGEST__BATCH_MAX_AGE", "300ms")]);
+    let base = server.base.clone();
     let client = reqwest::Client::new();
 
     let health = client.get(format!("{base}/healthz")).send().await.unwrap().bytes().await.unwrap();

@@ -1,0 +1,163 @@
+//! Ingest for sources that wait for an answer: HTTP requests are grouped, committed to
+//! the lake together (group commit), and only then answered, line by line.
+//!
+//! An HTTP client cannot be replayed by us, so an acknowledgement must mean "durable":
+//! the answer is sent after the Delta commit that holds the request's lines. A request
+//! whose commit fails gets an error and nothing it sent is remembered as seen, so its
+//! retry is accepted; a request answered successfully and retried (say, after a client
+//! time-out) finds its events in the dedup window and gets `duplicate` for them.
+//!
+//! Positions are line numbers over all requests of this source; they only keep the
+//! source's `txn` versions increasing.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{DecodedChunk, IngestOptions, Ingestor, LineOutcome};
+use crate::lake::{Lake, LakeError};
+use crate::source::RawChunk;
+
+/// One request's body waiting for the next group commit.
+struct Submission {
+    body: Vec<u8>,
+    /// `application/json`: the whole body is one event, even across lines.
+    single: bool,
+    reply: oneshot::Sender<Result<Vec<LineOutcome>, String>>,
+}
+
+/// Why a submission got no per-line answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue of requests waiting for a commit is full: retry later (HTTP 429).
+    #[error("ingest is behind; retry after a moment")]
+    Overloaded,
+    /// The commit failed; nothing of the request was kept (HTTP 503).
+    #[error("the lake commit failed: {0}")]
+    CommitFailed(String),
+    /// The ingest loop is not running.
+    #[error("ingest is not running")]
+    Stopped,
+}
+
+/// The API's handle on the group-commit loop. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpIngest {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl HttpIngest {
+    /// A handle and the receiving end for [`run_group_commits`]. `queue` bounds how many
+    /// requests may wait for a commit; beyond it, submissions are refused as overloaded
+    /// rather than buffered.
+    pub fn channel(queue: usize) -> (HttpIngest, GroupCommitQueue) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        (HttpIngest { tx }, GroupCommitQueue(rx))
+    }
+
+    /// Submits a body and waits until its lines are committed.
+    pub async fn submit(&self, body: Vec<u8>, single: bool) -> Result<Vec<LineOutcome>, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.try_send(Submission { body, single, reply }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
+        })?;
+        answer.await.map_err(|_| SubmitError::Stopped)?.map_err(SubmitError::CommitFailed)
+    }
+}
+
+/// Requests waiting for their group commit.
+pub struct GroupCommitQueue(mpsc::Receiver<Submission>);
+
+/// Splits a body into lines: NDJSON by newline (a final newline ends the last line, it
+/// does not start another), or the whole body for a single JSON event.
+pub fn split_lines(body: &[u8], single: bool) -> Vec<&[u8]> {
+    if single {
+        return vec![body];
+    }
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    body.split(|b| *b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line)).collect()
+}
+
+/// Runs the group-commit loop until every [`HttpIngest`] handle is gone: waits for a
+/// request, gathers more for up to `window` (or `options.batch_max_events` lines),
+/// decodes, deduplicates, commits, and answers each request with its lines' outcomes.
+pub async fn run_group_commits(
+    lake: Lake,
+    source_id: String,
+    options: IngestOptions,
+    window: Duration,
+    GroupCommitQueue(mut rx): GroupCommitQueue,
+) -> Result<(), LakeError> {
+    let mut ingestor = Ingestor::open(&lake, &source_id, options.clone()).await?;
+    let mut position = ingestor.resume_after().unwrap_or(0);
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        let mut lines = split_lines(&group[0].body, group[0].single).len();
+        let deadline = Instant::now() + window;
+        while lines < options.batch_max_events {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(next)) => {
+                    lines += split_lines(&next.body, next.single).len();
+                    group.push(next);
+                }
+                _ => break,
+            }
+        }
+
+        let mut chunk = RawChunk::default();
+        let mut counts = Vec::with_capacity(group.len());
+        for submission in &group {
+            let request_lines = split_lines(&submission.body, submission.single);
+            counts.push(request_lines.len());
+            for line in request_lines {
+                position += 1;
+                chunk.push(line, position);
+            }
+        }
+        let limits = options.limits;
+        let decoded = tokio::task::spawn_blocking(move || DecodedChunk::decode(chunk, &limits))
+            .await
+            .map_err(|e| LakeError::Data { table: crate::model::schema::LakeTable::Quarantine, message: format!("decoding: {e}") })?;
+        let mut outcomes = ingestor.take(&decoded).into_iter();
+
+        match ingestor.commit().await {
+            Ok(()) => {
+                for (submission, count) in group.into_iter().zip(counts) {
+                    let _ = submission.reply.send(Ok(outcomes.by_ref().take(count).collect()));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, requests = group.len(), "group commit failed; the requests get an error");
+                for submission in group {
+                    let _ = submission.reply.send(Err(error.to_string()));
+                }
+                // The failed batch's ids were remembered as seen; reopen so the dedup
+                // window and positions are the lake's again, and retries are accepted.
+                ingestor = Ingestor::open(&lake, &source_id, options.clone()).await?;
+                position = position.max(ingestor.resume_after().unwrap_or(0));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_split_into_lines() {
+        let cases: [(&[u8], bool, Vec<&[u8]>); 5] = [
+            (b"a\nb\n", false, vec![b"a", b"b"]),
+            (b"a\r\nb", false, vec![b"a", b"b"]),
+            (b"a\n\nb\n", false, vec![b"a", b"", b"b"]),
+            (b"{\n \"a\": 1\n}", true, vec![b"{\n \"a\": 1\n}"]),
+            (b"", false, vec![b""]),
+        ];
+        for (body, single, expected) in cases {
+            assert_eq!(split_lines(body, single), expected, "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+}
