@@ -1,5 +1,6 @@
 //! Criterion benches for the ingest path: decode + validate, and batch build + commit.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -51,7 +52,7 @@ fn write(c: &mut Criterion) {
             || {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let lake = Lake::open(dir.path().to_str().expect("utf-8 path"), Default::default()).expect("lake");
-                let writer = runtime.block_on(LakeWriter::open(&lake, "bench")).expect("writer");
+                let writer = runtime.block_on(LakeWriter::open(&lake)).expect("writer");
                 (dir, writer)
             },
             |(dir, mut writer)| {
@@ -61,7 +62,8 @@ fn write(c: &mut Criterion) {
                     batch.note_line();
                     batch.push_event(event, &lineage);
                 }
-                runtime.block_on(writer.commit(batch, events.len() as i64)).expect("commit");
+                let parts = BTreeMap::from([("bench".to_owned(), events.len() as i64)]);
+                runtime.block_on(writer.commit(batch, &parts)).expect("commit");
                 drop(dir);
             },
             BatchSize::PerIteration,

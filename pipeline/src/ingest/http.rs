@@ -90,8 +90,9 @@ pub async fn run_group_commits(
     window: Duration,
     GroupCommitQueue(mut rx): GroupCommitQueue,
 ) -> Result<(), LakeError> {
-    let mut ingestor = Ingestor::open(&lake, &source_id, options.clone()).await?;
-    let mut position = ingestor.resume_after().unwrap_or(0);
+    let parts = [source_id.clone()];
+    let mut ingestor = Ingestor::open(&lake, &parts, options.clone()).await?;
+    let mut position = ingestor.resume_after(&source_id).unwrap_or(0);
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         let mut lines = split_lines(&group[0].body, group[0].single).len();
@@ -120,7 +121,7 @@ pub async fn run_group_commits(
         let decoded = tokio::task::spawn_blocking(move || DecodedChunk::decode(chunk, &limits))
             .await
             .map_err(|e| LakeError::Data { table: crate::model::schema::LakeTable::Quarantine, message: format!("decoding: {e}") })?;
-        let mut outcomes = ingestor.take(&decoded).into_iter();
+        let mut outcomes = ingestor.take(&source_id, &decoded).into_iter();
 
         match ingestor.commit().await {
             Ok(()) => {
@@ -135,8 +136,8 @@ pub async fn run_group_commits(
                 }
                 // The failed batch's ids were remembered as seen; reopen so the dedup
                 // window and positions are the lake's again, and retries are accepted.
-                ingestor = Ingestor::open(&lake, &source_id, options.clone()).await?;
-                position = position.max(ingestor.resume_after().unwrap_or(0));
+                ingestor = Ingestor::open(&lake, &parts, options.clone()).await?;
+                position = position.max(ingestor.resume_after(&source_id).unwrap_or(0));
             }
         }
     }

@@ -124,48 +124,59 @@ pub fn spawn_decoder(mut raw: mpsc::Receiver<RawChunk>, limits: DecodeLimits) ->
     rx
 }
 
-/// Owns one source's path into the lake: dedup window, pending batch, writer.
+/// Owns a source's path into the lake: dedup window, pending batch, writer. A source is
+/// one or more *parts* (a file; a Kafka topic's partitions), each with its own positions.
 pub struct Ingestor {
     writer: LakeWriter,
     dedup: DedupWindow,
     options: IngestOptions,
     batch: PendingBatch,
-    /// Position of the last line taken into `batch`.
-    last_position: Option<i64>,
+    /// Each part's last position in `batch`: the `txn` versions of the next commit.
+    pending: BTreeMap<String, i64>,
     stats: IngestStats,
 }
 
 impl Ingestor {
-    /// Opens the lake for `source_id` and rebuilds the dedup window from the lake.
-    pub async fn open(lake: &Lake, source_id: &str, options: IngestOptions) -> Result<Self, LakeError> {
-        let writer = LakeWriter::open(lake, source_id).await?;
+    /// Opens the lake, reads the positions of `parts`, and rebuilds the dedup window.
+    pub async fn open(lake: &Lake, parts: &[String], options: IngestOptions) -> Result<Self, LakeError> {
+        let mut writer = LakeWriter::open(lake).await?;
+        writer.track(parts).await?;
         let window_micros = i64::try_from(options.dedup_window.as_micros()).unwrap_or(i64::MAX);
         let dedup = rebuild_dedup(lake, window_micros, options.dedup_max_ids).await?;
-        tracing::info!(source = source_id, remembered_ids = dedup.len(), resume_after = ?writer.positions().resume_after(), "ingest opened");
-        Ok(Ingestor { writer, dedup, options, batch: PendingBatch::default(), last_position: None, stats: IngestStats::default() })
+        for part in parts {
+            tracing::info!(part, remembered_ids = dedup.len(), resume_after = ?writer.positions().resume_after(part), "ingest opened");
+        }
+        Ok(Ingestor { writer, dedup, options, batch: PendingBatch::default(), pending: BTreeMap::new(), stats: IngestStats::default() })
     }
 
-    /// Where the source must resume: after this position, or from the start (`None`).
-    pub fn resume_after(&self) -> Option<i64> {
-        self.writer.positions().resume_after()
+    /// Starts tracking more parts (partitions newly assigned), reading their positions.
+    pub async fn track(&mut self, parts: &[String]) -> Result<(), LakeError> {
+        self.writer.track(parts).await
+    }
+
+    /// Where `part` must resume: after this position, or from its start (`None`).
+    pub fn resume_after(&self, part: &str) -> Option<i64> {
+        self.writer.positions().resume_after(part)
     }
 
     pub fn stats(&self) -> &IngestStats {
         &self.stats
     }
 
-    /// Takes a decoded chunk into the pending batch (dedup, route, quarantine) and says
-    /// what became of each line. The outcome holds once the batch is committed.
-    pub fn take(&mut self, chunk: &DecodedChunk) -> Vec<LineOutcome> {
+    /// Takes a decoded chunk of `part`'s lines into the pending batch (dedup, route,
+    /// quarantine) and says what became of each line. The outcome holds once the batch
+    /// is committed.
+    pub fn take(&mut self, part: &str, chunk: &DecodedChunk) -> Vec<LineOutcome> {
         let ingested_at_micros = chrono::Utc::now().timestamp_micros();
-        let source = self.writer.app_id().to_owned();
-        let positions = self.writer.positions().clone();
+        let positions = self.writer.positions();
         let mut outcomes = Vec::with_capacity(chunk.outcomes.len());
+        if let Some((_, last)) = chunk.raw.lines.last() {
+            self.pending.insert(part.to_owned(), *last);
+        }
         for ((line, position), decoded) in chunk.raw.iter().zip(&chunk.outcomes) {
             self.stats.lines += 1;
-            self.last_position = Some(position);
             self.batch.note_line();
-            let lineage = Lineage { source: &source, position, ingested_at_micros };
+            let lineage = Lineage { source: part, position, ingested_at_micros };
             let outcome = if line.iter().all(u8::is_ascii_whitespace) {
                 self.stats.blank += 1;
                 LineOutcome::Blank
@@ -173,7 +184,7 @@ impl Ingestor {
                 match decoded {
                     Ok(event) => {
                         let table = LakeTable::for_stream(event.stream());
-                        if !positions.should_write(table, position) {
+                        if !positions.should_write(table, part, position) {
                             self.stats.already_in_lake += 1;
                             LineOutcome::AlreadyInLake
                         } else if !self.dedup.insert(&event.event_id, ingested_at_micros) {
@@ -185,7 +196,7 @@ impl Ingestor {
                             LineOutcome::Accepted
                         }
                     }
-                    Err(_) if !positions.should_write(LakeTable::Quarantine, position) => {
+                    Err(_) if !positions.should_write(LakeTable::Quarantine, part, position) => {
                         self.stats.already_in_lake += 1;
                         LineOutcome::AlreadyInLake
                     }
@@ -207,22 +218,23 @@ impl Ingestor {
             || self.batch.started.is_some_and(|s| s.elapsed() >= self.options.batch_max_age)
     }
 
-    /// Commits the pending batch (if any) with the position of its last line.
+    /// Commits the pending batch (if any) with each part's last position in it.
     pub async fn commit(&mut self) -> Result<(), LakeError> {
-        let Some(position) = self.last_position else { return Ok(()) };
-        if self.batch.lines == 0 {
+        if self.batch.lines == 0 || self.pending.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
+        let parts = std::mem::take(&mut self.pending);
         let rows = batch.row_counts();
-        self.writer.commit(batch, position).await?;
+        self.writer.commit(batch, &parts).await?;
         self.stats.commits += 1;
-        tracing::debug!(position, ?rows, "committed");
+        tracing::debug!(?parts, ?rows, "committed");
         Ok(())
     }
 
-    /// Runs until the channel closes, committing by size and age, and a last time at the end.
-    pub async fn run(mut self, mut decoded: mpsc::Receiver<DecodedChunk>) -> Result<IngestStats, LakeError> {
+    /// Runs one part until the channel closes, committing by size and age, and a last
+    /// time at the end.
+    pub async fn run(mut self, part: &str, mut decoded: mpsc::Receiver<DecodedChunk>) -> Result<IngestStats, LakeError> {
         loop {
             let deadline = self.batch.started.map(|s| tokio::time::Instant::from_std(s + self.options.batch_max_age));
             let next = match deadline {
@@ -233,7 +245,7 @@ impl Ingestor {
                 None => Some(decoded.recv().await),
             };
             match next {
-                Some(Some(chunk)) => drop(self.take(&chunk)),
+                Some(Some(chunk)) => drop(self.take(part, &chunk)),
                 Some(None) => break,
                 None => {}
             }
@@ -293,14 +305,14 @@ pub async fn ingest_source<F>(lake: &Lake, source_id: &str, options: IngestOptio
 where
     F: FnOnce(Option<i64>, crate::source::ChunkSender) -> std::io::Result<()> + Send + 'static,
 {
-    let ingestor = Ingestor::open(lake, source_id, options.clone()).await?;
-    let resume_after = ingestor.resume_after();
+    let ingestor = Ingestor::open(lake, &[source_id.to_owned()], options.clone()).await?;
+    let resume_after = ingestor.resume_after(source_id);
     let (tx, rx) = mpsc::channel(4);
     let reader = std::thread::Builder::new()
         .name("orderpulse-source".into())
         .spawn(move || read(resume_after, tx))
         .expect("the OS can start a thread");
-    let stats = ingestor.run(spawn_decoder(rx, options.limits)).await;
+    let stats = ingestor.run(source_id, spawn_decoder(rx, options.limits)).await;
     // The reader ends once the channel closes, whether the run succeeded or not.
     let read_result = tokio::task::spawn_blocking(move || reader.join()).await;
     let stats = stats?;

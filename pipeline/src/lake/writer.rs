@@ -1,10 +1,12 @@
 //! Exactly-once commits into the lake.
 //!
-//! A source's rows reach up to four tables, and a Delta commit covers one table. So every
-//! table records, in each commit, a Delta application transaction (`txn`) for the source:
-//! `appId` = the source's id, `version` = the position of the last line the commit covers.
-//! On restart the source resumes from the smallest position over the tables, and a
-//! replayed line is written to its table only if that table's position is before it
+//! A source is made of *parts*, each with its own positions: a file is one part, a Kafka
+//! topic has one part per partition (`<app>-<topic>-<partition>`). A part's rows reach up
+//! to four tables, and a Delta commit covers one table. So every table records, in each
+//! commit, a Delta application transaction (`txn`) per part the commit covers:
+//! `appId` = the part's id, `version` = the position of its last line in the commit.
+//! On restart a part resumes from its smallest position over the tables, and a replayed
+//! line is written to its table only if that table's position is before it
 //! ([`TablePositions::should_write`]). A crash between two tables' commits therefore
 //! neither loses nor doubles a row. This is kafka-delta-ingest's protocol, per table.
 
@@ -21,27 +23,33 @@ use super::{Lake, LakeError};
 use crate::model::schema::{CarrierRows, LakeTable, Lineage, OrderRows, QuarantineRows, TicketRows};
 use crate::model::{Event, EventBody, Rejection};
 
-/// Where one source stands in each table, as recorded in the Delta log.
+/// Where each part of a source stands in each table, as recorded in the Delta log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TablePositions(pub BTreeMap<LakeTable, Option<i64>>);
+pub struct TablePositions(BTreeMap<LakeTable, BTreeMap<String, i64>>);
 
 impl TablePositions {
-    /// Where the source must resume: after the smallest recorded position, or from the
-    /// beginning (`None`) if any table has never recorded this source.
-    pub fn resume_after(&self) -> Option<i64> {
-        LakeTable::ALL.iter().map(|t| self.0.get(t).copied().flatten()).min().flatten()
+    fn get(&self, table: LakeTable, part: &str) -> Option<i64> {
+        self.0.get(&table).and_then(|parts| parts.get(part)).copied()
     }
 
-    /// Whether a line at `position` still has to be written to `table`.
-    pub fn should_write(&self, table: LakeTable, position: i64) -> bool {
-        self.0.get(&table).copied().flatten().is_none_or(|committed| position > committed)
+    /// Where `part` must resume: after its smallest recorded position, or from the
+    /// beginning (`None`) if any table has never recorded it.
+    pub fn resume_after(&self, part: &str) -> Option<i64> {
+        LakeTable::ALL.iter().map(|table| self.get(*table, part)).min().flatten()
     }
 
-    /// Records that every table now covers the source up to `position`.
-    fn advance_all(&mut self, position: i64) {
-        for table in LakeTable::ALL {
-            self.0.insert(table, Some(position));
-        }
+    /// Whether a line of `part` at `position` still has to be written to `table`.
+    pub fn should_write(&self, table: LakeTable, part: &str, position: i64) -> bool {
+        self.get(table, part).is_none_or(|committed| position > committed)
+    }
+
+    /// Records that `table` covers `part` up to `position` (`None`: not at all).
+    pub fn record(&mut self, table: LakeTable, part: &str, position: Option<i64>) {
+        let parts = self.0.entry(table).or_default();
+        match position {
+            Some(position) => parts.insert(part.to_owned(), position),
+            None => parts.remove(part),
+        };
     }
 }
 
@@ -113,57 +121,63 @@ impl PendingBatch {
     }
 }
 
-/// Writes batches for one source into every table, exactly once.
+/// Writes batches of a source's parts into every table, exactly once.
 ///
-/// One writer per source id at a time: two processes writing the same source would both
-/// pass the position check.
+/// One writer per part at a time: two processes writing the same part would both pass
+/// the position check. (Kafka's consumer group gives each partition one owner.)
 pub struct LakeWriter {
-    /// The source's id, used as the Delta `txn` application id.
-    app_id: String,
     tables: BTreeMap<LakeTable, DeltaTable>,
+    /// Positions of the parts tracked so far, as of the last commit or [`Self::track`].
     positions: TablePositions,
 }
 
 impl LakeWriter {
-    /// Opens (creating if needed) every table and reads this source's positions.
-    pub async fn open(lake: &Lake, app_id: impl Into<String>) -> Result<Self, LakeError> {
-        let app_id = app_id.into();
+    /// Opens (creating if needed) every table.
+    pub async fn open(lake: &Lake) -> Result<Self, LakeError> {
         let mut tables = BTreeMap::new();
-        let mut positions = TablePositions::default();
         for table in LakeTable::ALL {
-            let delta = lake.open_or_create(table).await?;
-            let position = transaction_version(&delta, &app_id).await.map_err(LakeError::table(table))?;
-            positions.0.insert(table, position);
-            tables.insert(table, delta);
+            tables.insert(table, lake.open_or_create(table).await?);
         }
-        Ok(LakeWriter { app_id, tables, positions })
+        Ok(LakeWriter { tables, positions: TablePositions::default() })
     }
 
-    pub fn app_id(&self) -> &str {
-        &self.app_id
+    /// Reads the positions of `parts` from the tables' latest versions (another writer
+    /// may have advanced them since this one opened: a partition that moved here).
+    pub async fn track(&mut self, parts: &[String]) -> Result<(), LakeError> {
+        for (table, delta) in &mut self.tables {
+            delta.update_state().await.map_err(LakeError::table(*table))?;
+            for part in parts {
+                let position = transaction_version(delta, part).await.map_err(LakeError::table(*table))?;
+                self.positions.record(*table, part, position);
+            }
+        }
+        Ok(())
     }
 
-    /// The source's positions as of the last commit.
+    /// The tracked parts' positions as of the last commit.
     pub fn positions(&self) -> &TablePositions {
         &self.positions
     }
 
-    /// Commits a batch to every table with `position` (the last line it covers) as the
-    /// source's new position. Tables without rows get a commit too, carrying only the
-    /// position, so that a restart resumes after this batch, not before it.
-    pub async fn commit(&mut self, batch: PendingBatch, position: i64) -> Result<(), LakeError> {
+    /// Commits a batch to every table, with each part's last position in the batch as
+    /// its new position. Tables without rows get a commit too, carrying only positions,
+    /// so that a restart resumes after this batch, not before it.
+    pub async fn commit(&mut self, batch: PendingBatch, parts: &BTreeMap<String, i64>) -> Result<(), LakeError> {
+        let now = chrono::Utc::now().timestamp_millis();
         for (table, rows) in batch.finish()? {
             let delta = self.tables.get_mut(&table).expect("every table is opened in LakeWriter::open");
-            let txn = Transaction::new_with_last_update(&self.app_id, position, Some(chrono::Utc::now().timestamp_millis()));
-            let properties = CommitProperties::default().with_application_transaction(txn);
+            let txns = parts.iter().map(|(part, position)| Transaction::new_with_last_update(part, *position, Some(now))).collect();
+            let properties = CommitProperties::default().with_application_transactions(txns);
             let mut writer =
                 RecordBatchWriter::for_table(delta).map_err(LakeError::table(table))?.with_commit_properties(properties);
             if rows.num_rows() > 0 {
                 writer.write(rows).await.map_err(LakeError::table(table))?;
             }
             writer.flush_and_commit(delta).await.map_err(LakeError::table(table))?;
+            for (part, position) in parts {
+                self.positions.record(table, part, Some(*position));
+            }
         }
-        self.positions.advance_all(position);
         Ok(())
     }
 }
@@ -175,32 +189,53 @@ async fn transaction_version(delta: &DeltaTable, app_id: &str) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use LakeTable::*;
 
-    fn positions(entries: &[(LakeTable, Option<i64>)]) -> TablePositions {
-        TablePositions(entries.iter().copied().collect())
+    fn positions(entries: &[(LakeTable, &str, i64)]) -> TablePositions {
+        let mut p = TablePositions::default();
+        for (table, part, position) in entries {
+            p.record(*table, part, Some(*position));
+        }
+        p
     }
 
     #[test]
-    fn resume_after_the_table_that_is_furthest_behind() {
-        use LakeTable::*;
-        let cases = [
-            (positions(&[]), None),
-            (positions(&[(OrderEvents, Some(10)), (CarrierEvents, Some(10)), (TicketEvents, Some(10)), (Quarantine, Some(10))]), Some(10)),
-            (positions(&[(OrderEvents, Some(30)), (CarrierEvents, Some(20)), (TicketEvents, Some(30)), (Quarantine, Some(30))]), Some(20)),
-            (positions(&[(OrderEvents, Some(30)), (CarrierEvents, None), (TicketEvents, Some(30)), (Quarantine, Some(30))]), None),
+    fn a_part_resumes_after_the_table_that_is_furthest_behind() {
+        let all = |part: &'static str, at: [i64; 4]| -> Vec<(LakeTable, &'static str, i64)> {
+            LakeTable::ALL.iter().zip(at).map(|(t, p)| (*t, part, p)).collect()
+        };
+        let mut three_tables = all("f", [30, 30, 30, 30]);
+        three_tables.retain(|(t, _, _)| *t != CarrierEvents);
+        let mut two_parts = all("k-0", [10, 10, 10, 10]);
+        two_parts.extend(all("k-1", [7, 9, 9, 9]));
+        let cases: Vec<(TablePositions, &str, Option<i64>)> = vec![
+            (positions(&[]), "f", None),
+            (positions(&all("f", [10, 10, 10, 10])), "f", Some(10)),
+            (positions(&all("f", [30, 20, 30, 30])), "f", Some(20)),
+            (positions(&three_tables), "f", None),
+            (positions(&two_parts), "k-0", Some(10)),
+            (positions(&two_parts), "k-1", Some(7)),
+            (positions(&two_parts), "k-2", None),
         ];
-        for (positions, expected) in cases {
-            assert_eq!(positions.resume_after(), expected, "{positions:?}");
+        for (positions, part, expected) in cases {
+            assert_eq!(positions.resume_after(part), expected, "{part} in {positions:?}");
         }
     }
 
     #[test]
     fn replayed_lines_are_written_only_where_missing() {
-        use LakeTable::*;
-        let p = positions(&[(OrderEvents, Some(30)), (CarrierEvents, Some(20))]);
-        let cases = [(OrderEvents, 25, false), (OrderEvents, 30, false), (OrderEvents, 31, true), (CarrierEvents, 25, true), (TicketEvents, 1, true)];
-        for (table, position, expected) in cases {
-            assert_eq!(p.should_write(table, position), expected, "{table} at {position}");
+        let p = positions(&[(OrderEvents, "f", 30), (CarrierEvents, "f", 20), (OrderEvents, "g", 5)]);
+        let cases = [
+            (OrderEvents, "f", 25, false),
+            (OrderEvents, "f", 30, false),
+            (OrderEvents, "f", 31, true),
+            (CarrierEvents, "f", 25, true),
+            (TicketEvents, "f", 1, true),
+            (OrderEvents, "g", 6, true),
+            (OrderEvents, "h", 1, true),
+        ];
+        for (table, part, position, expected) in cases {
+            assert_eq!(p.should_write(table, part, position), expected, "{table} {part} at {position}");
         }
     }
 }
