@@ -18,6 +18,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub api: ApiConfig,
     pub simulator: SimulatorConfig,
+    pub kafka: crate::source::kafka::KafkaConfig,
     pub log: LogConfig,
 }
 
@@ -28,6 +29,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             api: ApiConfig::default(),
             simulator: SimulatorConfig::default(),
+            kafka: Default::default(),
             log: LogConfig::default(),
         }
     }
@@ -250,6 +252,12 @@ impl Config {
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.listen", &format!("{:?} is not an address such as 127.0.0.1:8080", self.api.listen));
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return bad("kafka.brokers", "is empty");
+        }
+        if self.kafka.group_id.trim().is_empty() {
+            return bad("kafka.group_id", "is empty");
         }
         if self.api.max_result_rows == 0 {
             return bad("api.max_result_rows", "must be at least 1");

@@ -2,6 +2,7 @@
 //! subcommand is a thin shell over the library; errors end as one line on stderr and a
 //! non-zero exit code, never a panic or a backtrace.
 
+mod consume;
 mod ingest;
 mod lake;
 mod run;
@@ -56,6 +57,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Ingest an NDJSON file (plain, .gz or .zst) or stdin (-) into the lake, exactly once.
     Ingest(ingest::Args),
+    /// Consume the Kafka topics into the lake, exactly once, until stopped.
+    Consume(consume::Args),
     /// Run SQL over the lake and print the result.
     Sql(sql::Args),
     /// Lake maintenance: table information and compaction.
@@ -94,6 +97,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Simulate(args) => simulate::execute(args, &config),
             Command::Ingest(args) => ingest::execute(args, &config).await,
             Command::Sql(args) => sql::execute(args, &config).await,
+            Command::Consume(args) => consume::execute(args, config).await,
             Command::Lake { command } => lake::execute(command, &config).await,
             Command::Run(args) => run::execute(args, config).await,
         }

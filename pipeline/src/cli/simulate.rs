@@ -33,6 +33,10 @@ pub struct Args {
     /// Output file; - (the default) for stdout.
     #[arg(long, short, default_value = "-")]
     out: String,
+    /// Produce into Kafka instead (kafka://host:port[,host:port]), one topic per stream
+    /// as `[kafka.topics]` names them, keyed by order id.
+    #[arg(long, conflicts_with = "out")]
+    to: Option<String>,
     /// Where to write the ground truth (JSON); defaults to OUT.truth.json for a file.
     #[arg(long)]
     truth: Option<PathBuf>,
@@ -87,6 +91,14 @@ pub fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     let days = scenario.days;
     let mut simulator = Simulator::new(scenario).map_err(|e| anyhow::anyhow!("invalid scenario: {e}"))?;
 
+    if let Some(target) = &args.to {
+        let brokers = target.strip_prefix("kafka://").ok_or_else(|| anyhow::anyhow!("--to must be kafka://host:port, not {target:?}"))?;
+        let mut kafka = config.kafka.clone();
+        kafka.brokers = brokers.to_owned();
+        let sent = produce(&mut simulator, &kafka, args.rate)?;
+        eprintln!("produced {} messages to {brokers}", super::grouped(sent));
+        return Ok(());
+    }
     let to_file = args.out != "-";
     let mut out: Box<dyn Write> = if to_file {
         Box::new(BufWriter::with_capacity(1 << 20, File::create(&args.out).with_context(|| format!("cannot create {}", args.out))?))
@@ -138,4 +150,48 @@ pub fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Sends every line to its stream's topic, keyed by order id (carrier scans without one:
+/// by tracking number). Lines that do not decode go to the orders topic without a key,
+/// where ingest quarantines them like any bad line. Waits until all are delivered.
+fn produce(simulator: &mut Simulator, kafka: &crate::source::kafka::KafkaConfig, rate: Option<f64>) -> anyhow::Result<u64> {
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    use rdkafka::producer::DefaultProducerContext;
+    use crate::model::{decode_line, DecodeLimits, Stream};
+
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka.producer_config().create().context("creating the Kafka producer")?;
+    let limits = DecodeLimits::default();
+    let topic_of = |stream: Stream| kafka.topics.get(&stream).cloned().unwrap_or_else(|| stream.as_str().to_owned());
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for line in simulator.by_ref() {
+        let (topic, key) = match decode_line(line.as_bytes(), &limits) {
+            Ok(event) => (topic_of(event.stream()), crate::source::kafka::message_key(&event)),
+            Err(_) => (topic_of(Stream::Orders), None),
+        };
+        let mut record = BaseRecord::to(&topic).payload(&line);
+        if let Some(key) = &key {
+            record = record.key(key.as_str());
+        }
+        let mut record = Some(record);
+        while let Some(r) = record.take() {
+            match producer.send(r) {
+                Ok(()) => {}
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    record = Some(r);
+                }
+                Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
+            }
+        }
+        sent += 1;
+        if let Some(rate) = rate {
+            if let Some(wait) = (started + Duration::from_secs_f64(sent as f64 / rate)).checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).context("delivering the last messages to Kafka")?;
+    Ok(sent)
 }

@@ -14,6 +14,7 @@
 //! its lines are committed.
 
 pub mod http;
+pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

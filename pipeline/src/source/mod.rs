@@ -7,6 +7,7 @@
 //! bounded channel, so a slow lake slows the source (backpressure), never the reverse.
 
 pub mod file;
+pub mod kafka;
 pub mod simulated;
 pub mod simulator;
 

@@ -8,6 +8,7 @@ mod common;
 mod exactly_once;
 mod http_ingest;
 mod independent_reader;
+mod kafka;
 mod memory_lake;
 mod run;
 mod s3_lake;

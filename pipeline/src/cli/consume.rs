@@ -1,0 +1,39 @@
+//! `orderpulse consume`: the Kafka topics into the lake, as one member of the consumer
+//! group, until Ctrl-C or SIGTERM.
+
+use crate::config::Config;
+use crate::ingest::kafka::consume;
+use crate::ingest::IngestOptions;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    lake: super::LakeArg,
+    /// Brokers, host:port[,host:port] (overrides kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Consumer group (overrides kafka.group_id).
+    #[arg(long)]
+    group: Option<String>,
+}
+
+pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
+    if let Some(brokers) = args.brokers {
+        config.kafka.brokers = brokers;
+    }
+    if let Some(group) = args.group {
+        config.kafka.group_id = group;
+    }
+    config.validate()?;
+    let lake = args.lake.open(&config)?;
+    tracing::info!(brokers = %config.kafka.brokers, group = %config.kafka.group_id, topics = ?config.kafka.topic_names(), "consuming");
+    let shutdown = async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    consume(&lake, &config.kafka, IngestOptions::from(&config.ingest), shutdown).await?;
+    Ok(())
+}

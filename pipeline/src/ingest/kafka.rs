@@ -1,0 +1,152 @@
+//! The Kafka consume loop: messages of every assigned partition into the lake, exactly
+//! once, across crashes, restarts and rebalances (kafka-delta-ingest's protocol).
+//!
+//! - Each partition is a part (`<group>-<topic>-<partition>`); a commit carries a `txn`
+//!   per partition it covers, whose version is the last offset written.
+//! - The Delta log is the source of truth: on every assignment the loop reads the
+//!   assigned partitions' positions from the lake and seeks each to the next offset.
+//!   Kafka's own committed offsets are written after each lake commit, only so that lag
+//!   tools see them.
+//! - On any rebalance, everything not yet committed is dropped (the ingestor is
+//!   reopened from the lake) and the partitions still owned are re-read from their lake
+//!   positions; a revoked partition's new owner does the same. A message below a
+//!   partition's start offset (fetched before the seek) is ignored: it is in the lake.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+
+use super::{DecodedChunk, IngestError, IngestOptions, Ingestor};
+use crate::lake::Lake;
+use crate::source::kafka::{part_id, ConsumerHooks, KafkaConfig};
+use crate::source::{RawChunk, CHUNK_LINES};
+
+/// A partition the loop owns: its lake part id and the first offset to accept.
+struct Owned {
+    part: String,
+    start: i64,
+}
+
+/// Consumes until `shutdown` resolves. Broker outages are logged and retried by
+/// librdkafka with backoff; only lake errors end the loop.
+pub async fn consume(
+    lake: &Lake,
+    config: &KafkaConfig,
+    options: IngestOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), IngestError> {
+    let hooks = ConsumerHooks::default();
+    let consumer: StreamConsumer<ConsumerHooks> = config
+        .consumer_config()
+        .create_with_context(hooks.clone())
+        .map_err(|e| IngestError::Source(std::io::Error::other(format!("kafka consumer: {e}"))))?;
+    consumer
+        .subscribe(&config.topic_names())
+        .map_err(|e| IngestError::Source(std::io::Error::other(format!("subscribing to {:?}: {e}", config.topic_names()))))?;
+
+    let mut ingestor = Ingestor::open(lake, &[], options.clone()).await?;
+    let mut owned: HashMap<(String, i32), Owned> = HashMap::new();
+    let mut buffers: BTreeMap<String, RawChunk> = BTreeMap::new();
+    let mut buffered = 0usize;
+    // Messages wait in `buffers` at most this long before they are decoded into the batch.
+    let buffer_age = options.batch_max_age.min(Duration::from_millis(200));
+    let mut buffer_started: Option<Instant> = None;
+    let mut last_error_log: Option<Instant> = None;
+    tokio::pin!(shutdown);
+
+    loop {
+        let deadline = Instant::now() + buffer_age;
+        let message = tokio::select! {
+            message = consumer.recv() => Some(message),
+            () = tokio::time::sleep_until(deadline) => None,
+            () = &mut shutdown => break,
+        };
+
+        // Rebalances first: nothing may be committed for a partition we lost.
+        let news = hooks.news.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default();
+        if news.revoked || news.assigned.is_some() {
+            buffers.clear();
+            buffered = 0;
+            buffer_started = None;
+            ingestor = Ingestor::open(lake, &[], options.clone()).await?;
+            owned.clear();
+            if let Some(assigned) = news.assigned {
+                let parts: Vec<String> = assigned.iter().map(|(t, p)| part_id(&config.group_id, t, *p)).collect();
+                ingestor.track(&parts).await?;
+                let mut seeks = TopicPartitionList::new();
+                for ((topic, partition), part) in assigned.into_iter().zip(parts) {
+                    let start = ingestor.resume_after(&part).map_or(0, |p| p + 1);
+                    let offset = if start == 0 { Offset::Beginning } else { Offset::Offset(start) };
+                    let _ = seeks.add_partition_offset(&topic, partition, offset);
+                    owned.insert((topic, partition), Owned { part, start });
+                }
+                if let Err(e) = consumer.seek_partitions(seeks, Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "seeking to the lake's positions failed; replayed messages will be skipped by position");
+                }
+            }
+        }
+
+        match message {
+            Some(Ok(message)) => {
+                let key = (message.topic().to_owned(), message.partition());
+                if let Some(owner) = owned.get(&key) {
+                    if message.offset() >= owner.start {
+                        let chunk = buffers.entry(owner.part.clone()).or_default();
+                        chunk.push(message.payload().unwrap_or_default(), message.offset());
+                        buffered += 1;
+                        buffer_started.get_or_insert_with(Instant::now);
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                // librdkafka reconnects by itself; say so, at most every 10 s.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(%error, "kafka: retrying");
+                    last_error_log = Some(Instant::now());
+                }
+            }
+            None => {}
+        }
+
+        let buffer_is_due = buffer_started.is_some_and(|started| started.elapsed() >= buffer_age);
+        if buffered >= CHUNK_LINES || buffer_is_due || (buffered > 0 && ingestor.batch_is_due()) {
+            let limits = options.limits;
+            let chunks = std::mem::take(&mut buffers);
+            buffered = 0;
+            buffer_started = None;
+            let decoded = tokio::task::spawn_blocking(move || {
+                chunks.into_iter().map(|(part, raw)| (part, DecodedChunk::decode(raw, &limits))).collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| IngestError::Source(std::io::Error::other(format!("decoding: {e}"))))?;
+            for (part, chunk) in &decoded {
+                drop(ingestor.take(part, chunk));
+            }
+        }
+        if ingestor.batch_is_due() {
+            ingestor.commit().await?;
+            commit_offsets(&consumer, &owned, &ingestor);
+        }
+    }
+    Ok(())
+}
+
+/// Tells Kafka how far the lake is, for lag tools. Asynchronous and best effort: the
+/// lake, not Kafka, is what the loop resumes from.
+fn commit_offsets(consumer: &StreamConsumer<ConsumerHooks>, owned: &HashMap<(String, i32), Owned>, ingestor: &Ingestor) {
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), owner) in owned {
+        if let Some(position) = ingestor.resume_after(&owner.part) {
+            let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(position + 1));
+        }
+    }
+    if offsets.count() > 0 {
+        if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
+            tracing::debug!(error = %e, "committing offsets to Kafka (informational) failed");
+        }
+    }
+}
