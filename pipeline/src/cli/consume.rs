@@ -1,9 +1,12 @@
 //! `orderpulse consume`: the Kafka topics into the lake, as one member of the consumer
 //! group, until Ctrl-C or SIGTERM.
 
+use anyhow::Context;
+
 use crate::config::Config;
 use crate::ingest::kafka::consume;
 use crate::ingest::IngestOptions;
+use crate::source::kafka::ConsumerHooks;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,6 +18,9 @@ pub struct Args {
     /// Consumer group (overrides kafka.group_id).
     #[arg(long)]
     group: Option<String>,
+    /// Serve Prometheus metrics (consumer lag per partition) at http://ADDR/metrics.
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
 
 pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
@@ -34,6 +40,19 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
             _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
         }
     };
-    consume(&lake, &config.kafka, IngestOptions::from(&config.ingest), shutdown).await?;
+    let hooks = ConsumerHooks::default();
+    if let Some(address) = &args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;
+        let metrics = hooks.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = metrics.metrics();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    consume(&lake, &config.kafka, IngestOptions::from(&config.ingest), hooks, shutdown).await?;
     Ok(())
 }

@@ -37,9 +37,9 @@ pub async fn consume(
     lake: &Lake,
     config: &KafkaConfig,
     options: IngestOptions,
+    hooks: ConsumerHooks,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), IngestError> {
-    let hooks = ConsumerHooks::default();
     let consumer: StreamConsumer<ConsumerHooks> = config
         .consumer_config()
         .create_with_context(hooks.clone())

@@ -156,6 +156,22 @@ impl ConsumerContext for ConsumerHooks {
     }
 }
 
+impl ConsumerHooks {
+    /// The lag per partition in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let mut out = String::from(
+            "# HELP orderpulse_kafka_consumer_lag Messages behind the partition's high watermark.\n\
+             # TYPE orderpulse_kafka_consumer_lag gauge\n",
+        );
+        if let Ok(lag) = self.lag.lock() {
+            for ((topic, partition), messages) in lag.iter() {
+                out.push_str(&format!("orderpulse_kafka_consumer_lag{{topic=\"{topic}\",partition=\"{partition}\"}} {messages}\n"));
+            }
+        }
+        out
+    }
+}
+
 /// The Kafka key of an event line: its `order_id`, else (carrier scans) its
 /// `tracking_number`; `None` for lines that do not decode (they still go to the topic
 /// of the stream they claim, or the orders topic).

@@ -74,8 +74,9 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
     let lake = dir.path().join("lake");
     kill_repeatedly(&|| consumer(&brokers, &lake), async || commits(&lake)).await;
 
-    // Two consumers in one group; B leaves and rejoins mid-stream.
-    let a = consumer(&brokers, &lake).spawn().unwrap();
+    // Two consumers in one group; B leaves and rejoins mid-stream. A serves its lag.
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a = consumer(&brokers, &lake).arg("--metrics-listen").arg(format!("127.0.0.1:{metrics_port}")).spawn().unwrap();
     let b = consumer(&brokers, &lake).spawn().unwrap();
     let target = commits(&lake) + 3;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -101,8 +102,20 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    let metrics_deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let body = match reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if body.contains("orderpulse_kafka_consumer_lag{") || Instant::now() > metrics_deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     stop(a);
     stop(b);
+    assert!(metrics.contains("orderpulse_kafka_consumer_lag{topic=\""), "no lag on /metrics:\n{metrics}");
     assert_eq!(counts.rows, counts.distinct_ids, "an event was written twice");
     assert_eq!(counts.rows, expected_events, "events lost or doubled");
     assert_eq!(counts.quarantine_by_reason, expected_quarantine, "bad messages lost or doubled");
