@@ -21,9 +21,11 @@ test: test-deps
 	ORDERPULSE_TEST_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --workspace --locked
 
 bench: bench-deps
-	$(CARGO) bench --locked -p orderpulse-benches
+	$(CARGO) bench --locked --profile release -p orderpulse-benches --bench ingest
 	$(CARGO) build --locked --release --bin orderpulse
 	PYTHON=$(abspath $(PYTHON)) benches/e2e/ingest
+	PYTHON=$(abspath $(PYTHON)) benches/e2e/http
+	benches/e2e/kafka
 
 # The Python peers live in a project-local virtualenv, so nothing system-wide changes.
 test-deps: $(VENV)/.installed

@@ -187,7 +187,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "warn,orderpulse=info,buoyant_kernel=off".into() }
+        LogConfig { format: LogFormat::Text, level: "warn,orderpulse=info,buoyant_kernel=off,deltalake_core::writer::stats=error".into() }
     }
 }
 

@@ -9,8 +9,9 @@
 //!   tools see them.
 //! - On any rebalance, everything not yet committed is dropped (the ingestor is
 //!   reopened from the lake) and the partitions still owned are re-read from their lake
-//!   positions; a revoked partition's new owner does the same. A message below a
-//!   partition's start offset (fetched before the seek) is ignored: it is in the lake.
+//!   positions; a revoked partition's new owner does the same. The message delivered
+//!   with a rebalance, and any below a partition's start offset, are ignored: the
+//!   first is fetched again after the seek, the others are in the lake.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -60,7 +61,7 @@ pub async fn consume(
 
     loop {
         let deadline = Instant::now() + buffer_age;
-        let message = tokio::select! {
+        let mut message = tokio::select! {
             message = consumer.recv() => Some(message),
             () = tokio::time::sleep_until(deadline) => None,
             () = &mut shutdown => break,
@@ -69,6 +70,10 @@ pub async fn consume(
         // Rebalances first: nothing may be committed for a partition we lost.
         let news = hooks.news.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default();
         if news.revoked || news.assigned.is_some() {
+            // The message this `recv()` returned was fetched under the old assignment;
+            // the seek below fetches it again if it is still ours. Keeping it would take
+            // its offset twice (a quarantined line, which no dedup protects, twice).
+            message = None;
             buffers.clear();
             buffered = 0;
             buffer_started = None;
@@ -84,8 +89,19 @@ pub async fn consume(
                     let _ = seeks.add_partition_offset(&topic, partition, offset);
                     owned.insert((topic, partition), Owned { part, start });
                 }
-                if let Err(e) = consumer.seek_partitions(seeks, Duration::from_secs(10)) {
-                    tracing::warn!(error = %e, "seeking to the lake's positions failed; replayed messages will be skipped by position");
+                // With a timeout, librdkafka guarantees that nothing fetched before the
+                // seek is delivered after it. Without a successful seek, positions cannot
+                // be trusted: stop, and let the restart begin cleanly from the lake.
+                let sought = consumer
+                    .seek_partitions(seeks, Duration::from_secs(10))
+                    .map_err(|e| IngestError::Source(std::io::Error::other(format!("seeking to the lake's positions: {e}"))))?;
+                if let Some(failed) = sought.elements().iter().find(|e| e.error().is_err()) {
+                    return Err(IngestError::Source(std::io::Error::other(format!(
+                        "seeking {}[{}] to the lake's position: {:?}",
+                        failed.topic(),
+                        failed.partition(),
+                        failed.error()
+                    ))));
                 }
             }
         }

@@ -86,9 +86,24 @@ pub struct DecodedChunk {
 }
 
 impl DecodedChunk {
-    /// Decodes every line of `raw`. CPU work: call it off the async runtime's threads.
+    /// Decodes every line of `raw`, a large chunk on two threads (decoding is the costliest
+    /// step per line, and the machine this is sized for has two cores). CPU work: call
+    /// it off the async runtime's threads.
     pub fn decode(raw: RawChunk, limits: &DecodeLimits) -> Self {
-        let outcomes = raw.iter().map(|(line, _)| decode_line(line, limits)).collect();
+        let lines: Vec<&[u8]> = raw.iter().map(|(line, _)| line).collect();
+        let decode_all = |lines: &[&[u8]]| lines.iter().map(|line| decode_line(line, limits)).collect::<Vec<_>>();
+        let outcomes = if lines.len() < 1024 {
+            decode_all(&lines)
+        } else {
+            let (first, second) = lines.split_at(lines.len() / 2);
+            std::thread::scope(|scope| {
+                let second = scope.spawn(|| decode_all(second));
+                let mut outcomes = decode_all(first);
+                // A panic in the other half is a bug in the decoder; let it surface.
+                outcomes.extend(second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+                outcomes
+            })
+        };
         DecodedChunk { raw, outcomes }
     }
 }

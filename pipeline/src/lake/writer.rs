@@ -162,24 +162,48 @@ impl LakeWriter {
     /// Commits a batch to every table, with each part's last position in the batch as
     /// its new position. Tables without rows get a commit too, carrying only positions,
     /// so that a restart resumes after this batch, not before it.
+    ///
+    /// The tables are written concurrently (each its own task), so on a multi-threaded
+    /// runtime their Parquet encoding uses every core. Each table's commit stands alone:
+    /// if one fails, the others' positions are still right, and the failed one's is not
+    /// advanced.
     pub async fn commit(&mut self, batch: PendingBatch, parts: &BTreeMap<String, i64>) -> Result<(), LakeError> {
         let now = chrono::Utc::now().timestamp_millis();
+        let mut tasks = Vec::new();
         for (table, rows) in batch.finish()? {
-            let delta = self.tables.get_mut(&table).expect("every table is opened in LakeWriter::open");
-            let txns = parts.iter().map(|(part, position)| Transaction::new_with_last_update(part, *position, Some(now))).collect();
-            let properties = CommitProperties::default().with_application_transactions(txns);
-            let mut writer =
-                RecordBatchWriter::for_table(delta).map_err(LakeError::table(table))?.with_commit_properties(properties);
-            if rows.num_rows() > 0 {
-                writer.write(rows).await.map_err(LakeError::table(table))?;
-            }
-            writer.flush_and_commit(delta).await.map_err(LakeError::table(table))?;
-            for (part, position) in parts {
-                self.positions.record(table, part, Some(*position));
+            let mut delta = self.tables.remove(&table).expect("every table is opened in LakeWriter::open");
+            let txns: Vec<Transaction> =
+                parts.iter().map(|(part, position)| Transaction::new_with_last_update(part, *position, Some(now))).collect();
+            tasks.push(tokio::spawn(async move {
+                let result = commit_table(&mut delta, rows, txns).await.map_err(LakeError::table(table));
+                (table, delta, result)
+            }));
+        }
+        let mut first_error = None;
+        for task in tasks {
+            let (table, delta, result) = task.await.map_err(|e| LakeError::Data {
+                table: LakeTable::OrderEvents,
+                message: format!("a commit task failed: {e}"),
+            })?;
+            self.tables.insert(table, delta);
+            match result {
+                Ok(()) => parts.iter().for_each(|(part, position)| self.positions.record(table, part, Some(*position))),
+                Err(error) => first_error = first_error.or(Some(error)),
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Writes one table's rows (maybe none) and commits them with the parts' `txn`s.
+async fn commit_table(delta: &mut DeltaTable, rows: RecordBatch, txns: Vec<Transaction>) -> Result<(), deltalake::DeltaTableError> {
+    let properties = CommitProperties::default().with_application_transactions(txns);
+    let mut writer = RecordBatchWriter::for_table(delta)?.with_commit_properties(properties);
+    if rows.num_rows() > 0 {
+        writer.write(rows).await?;
+    }
+    writer.flush_and_commit(delta).await?;
+    Ok(())
 }
 
 async fn transaction_version(delta: &DeltaTable, app_id: &str) -> Result<Option<i64>, deltalake::DeltaTableError> {

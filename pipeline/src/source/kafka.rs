@@ -115,6 +115,12 @@ pub struct ConsumerHooks {
 }
 
 impl ClientContext for ConsumerHooks {
+    /// librdkafka's client-level errors (brokers unreachable, all brokers down): it keeps
+    /// retrying with backoff by itself, and this says so instead of stalling silently.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error; reconnecting with backoff");
+    }
+
     fn stats(&self, statistics: Statistics) {
         let mut lag = HashMap::new();
         for (topic, stats) in &statistics.topics {

@@ -134,3 +134,28 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
     assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "not consecutive offsets: {offsets:?}");
     drop(cluster);
 }
+
+#[test]
+fn a_broker_that_is_down_at_start_is_reported_and_retried_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = dir.path().join("consume.log");
+    let mut child = orderpulse()
+        .args(["consume", "--brokers", &format!("127.0.0.1:{closed_port}"), "--lake"])
+        .arg(dir.path().join("lake"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains("reconnecting with backoff") {
+        std::thread::sleep(Duration::from_millis(100));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    let still_running = child.try_wait().unwrap().is_none();
+    stop(child);
+    assert!(text.contains("reconnecting with backoff"), "no log line about the broker:\n{text}");
+    assert!(still_running, "the consumer exited instead of retrying:\n{text}");
+}
