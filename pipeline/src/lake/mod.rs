@@ -28,6 +28,9 @@ pub enum LakeError {
     BadUrl { url: String, reason: String },
     #[error("table {table}: {}", describe(error))]
     Table { table: LakeTable, error: DeltaTableError },
+    /// The first contact with a table's storage failed: the location names the bucket.
+    #[error("cannot open {location}: {}", describe(error))]
+    Open { location: String, error: DeltaTableError },
     #[error("table {table}: {message}")]
     Data { table: LakeTable, message: String },
 }
@@ -146,7 +149,7 @@ impl Lake {
         match delta.load().await {
             Ok(()) => Ok(Some(delta)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
-            Err(error) => Err(LakeError::Table { table, error }),
+            Err(error) => Err(LakeError::Open { location: self.table_url(table).to_string(), error }),
         }
     }
 

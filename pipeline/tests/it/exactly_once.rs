@@ -32,8 +32,8 @@ pub async fn kill_repeatedly(ingest: &dyn Fn() -> Command, commits: impl AsyncFn
     assert!(kills >= 3, "the ingest finished before it could be killed often enough ({kills} kills)");
 }
 
-/// Commits so far to the order_events table (its log files).
-fn commits(lake: &Path) -> usize {
+/// Commits so far to a local lake's order_events table (its log files).
+pub fn commits(lake: &Path) -> usize {
     std::fs::read_dir(lake.join("order_events/_delta_log"))
         .map(|entries| entries.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
         .unwrap_or(0)

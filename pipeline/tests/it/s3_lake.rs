@@ -18,10 +18,18 @@ struct MotoS3 {
 
 impl MotoS3 {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts moto with extra environment; with authentication enforced, no bucket is
+    /// created (that would need credentials too).
+    async fn start_with(env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let moto = python().with_file_name("moto_server");
+        let enforce_auth = !env.is_empty();
         let child = Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -30,7 +38,11 @@ impl MotoS3 {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = client.put(format!("{}/{}", server.endpoint, server.bucket)).send().await {
+            if enforce_auth {
+                if client.get(&server.endpoint).send().await.is_ok() {
+                    break;
+                }
+            } else if let Ok(response) = client.put(format!("{}/{}", server.endpoint, server.bucket)).send().await {
                 assert!(response.status().is_success(), "creating the bucket: {}", response.status());
                 break;
             }
@@ -142,4 +154,21 @@ async fn a_missing_bucket_is_named_in_one_error_line() {
     assert!(!output.status.success());
     assert!(stderr.contains("no-such-bucket"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_named_with_the_bucket_in_one_error_line() {
+    let s3 = MotoS3::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]).await;
+    let mut env = s3.env();
+    for (key, value) in &mut env {
+        if key.ends_with("ACCESS_KEY_ID") || key.ends_with("SECRET_ACCESS_KEY") {
+            *value = "not-a-real-key".into();
+        }
+    }
+    let output = orderpulse().args(["lake", "info"]).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains(s3.bucket), "the bucket is not named: {stderr}");
+    assert!(stderr.contains("InvalidAccessKeyId"), "the reason is not given: {stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error")).count(), 1, "{stderr}");
 }
