@@ -120,7 +120,13 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
         assert!(got >= *expected, "quarantined {reason}: {got} rows for {expected} messages (lost)");
     }
     if counts.quarantine_by_reason != expected_quarantine {
-        eprintln!("KNOWN DEFECT: quarantine doubled: {:?} for {expected_quarantine:?}", counts.quarantine_by_reason);
+        let doubled = query(
+            &local_lake(&lake),
+            "SELECT source, source_position, count(*) AS n, min(received_at) AS first, max(received_at) AS last \
+             FROM quarantine GROUP BY source, source_position HAVING count(*) > 1 ORDER BY source, source_position",
+        )
+        .await;
+        eprintln!("KNOWN DEFECT: quarantine doubled: {:?} for {expected_quarantine:?}: {doubled:?}", counts.quarantine_by_reason);
     }
 
     // The poisoned messages are the last three of their partition, in order.
