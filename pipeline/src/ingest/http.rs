@@ -120,7 +120,7 @@ pub async fn run_group_commits(
         let limits = options.limits;
         let decoded = tokio::task::spawn_blocking(move || DecodedChunk::decode(chunk, &limits))
             .await
-            .map_err(|e| LakeError::Data { table: crate::model::schema::LakeTable::Quarantine, message: format!("decoding: {e}") })?;
+            .map_err(|e| LakeError::Other { what: "the decode task", message: e.to_string() })?;
         let mut outcomes = ingestor.take(&source_id, &decoded).into_iter();
 
         match ingestor.commit().await {

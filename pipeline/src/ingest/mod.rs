@@ -290,7 +290,7 @@ async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Resul
         return Ok(dedup);
     }
     let sql = format!("SELECT event_id, ingested_at FROM ({}) ORDER BY ingested_at DESC LIMIT {max_ids}", selects.join(" UNION ALL "));
-    let failed = |message: String| LakeError::Data { table: LakeTable::OrderEvents, message: format!("rebuilding the dedup window: {message}") };
+    let failed = |message: String| LakeError::Other { what: "rebuilding the dedup window", message };
     let batches = ctx.sql(&sql).await.map_err(|e| failed(e.to_string()))?.collect().await.map_err(|e| failed(e.to_string()))?;
     // Newest first from the query; the window wants oldest first.
     for batch in batches.iter().rev() {

@@ -33,6 +33,9 @@ pub enum LakeError {
     Open { location: String, error: DeltaTableError },
     #[error("table {table}: {message}")]
     Data { table: LakeTable, message: String },
+    /// A failure that concerns no single table (a query over several, a task that died).
+    #[error("{what}: {message}")]
+    Other { what: &'static str, message: String },
 }
 
 impl LakeError {
@@ -90,9 +93,7 @@ impl Lake {
             Ok(url) if url.scheme().len() > 1 => url,
             // No scheme (or a Windows drive letter): a local path.
             _ => {
-                let path = Path::new(location);
-                std::fs::create_dir_all(path).map_err(|e| bad(format!("cannot create {}: {e}", path.display())))?;
-                let absolute = path.canonicalize().map_err(|e| bad(e.to_string()))?;
+                let absolute = std::path::absolute(Path::new(location)).map_err(|e| bad(e.to_string()))?;
                 Url::from_directory_path(&absolute).map_err(|()| bad("not an absolute path".into()))?
             }
         };

@@ -181,10 +181,8 @@ impl LakeWriter {
         }
         let mut first_error = None;
         for task in tasks {
-            let (table, delta, result) = task.await.map_err(|e| LakeError::Data {
-                table: LakeTable::OrderEvents,
-                message: format!("a commit task failed: {e}"),
-            })?;
+            let (table, delta, result) =
+                task.await.map_err(|e| LakeError::Other { what: "a table commit task", message: e.to_string() })?;
             self.tables.insert(table, delta);
             match result {
                 Ok(()) => parts.iter().for_each(|(part, position)| self.positions.record(table, part, Some(*position))),

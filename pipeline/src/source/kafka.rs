@@ -52,7 +52,6 @@ impl KafkaConfig {
         config
             .set("session.timeout.ms", session_ms.to_string())
             .set("heartbeat.interval.ms", (session_ms / 3).max(1).to_string())
-            .set("bootstrap.servers", &self.brokers)
             .set("group.id", &self.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -60,20 +59,20 @@ impl KafkaConfig {
             .set("statistics.interval.ms", "5000")
             .set("reconnect.backoff.ms", "100")
             .set("reconnect.backoff.max.ms", "10000");
-        for (key, value) in &self.properties {
-            config.set(key, value);
-        }
-        config
+        self.with_brokers_and_properties(config)
     }
 
     /// The producer's configuration (for `simulate --to kafka://`).
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("linger.ms", "20")
-            .set("enable.idempotence", "true")
-            .set("compression.type", "lz4");
+        config.set("linger.ms", "20").set("enable.idempotence", "true").set("compression.type", "lz4");
+        self.with_brokers_and_properties(config)
+    }
+
+    /// Adds what every client needs: the brokers, then the extra properties, last, so that
+    /// a key in `[kafka.properties]` wins over orderpulse's defaults.
+    fn with_brokers_and_properties(&self, mut config: ClientConfig) -> ClientConfig {
+        config.set("bootstrap.servers", &self.brokers);
         for (key, value) in &self.properties {
             config.set(key, value);
         }
@@ -200,6 +199,17 @@ mod tests {
     #[test]
     fn parts_are_named_after_group_topic_and_partition() {
         assert_eq!(part_id("orderpulse", "orders", 3), "orderpulse-orders-3");
+    }
+
+    #[test]
+    fn extra_properties_win_over_the_defaults() {
+        let config = KafkaConfig {
+            properties: BTreeMap::from([("linger.ms".to_owned(), "5".to_owned()), ("auto.offset.reset".to_owned(), "latest".to_owned())]),
+            ..KafkaConfig::default()
+        };
+        assert_eq!(config.producer_config().get("linger.ms"), Some("5"));
+        assert_eq!(config.consumer_config().get("auto.offset.reset"), Some("latest"));
+        assert_eq!(config.consumer_config().get("bootstrap.servers"), Some("127.0.0.1:9092"));
     }
 
     #[test]
