@@ -72,7 +72,7 @@ pub async fn consume(
         if news.revoked || news.assigned.is_some() {
             // The message this `recv()` returned was fetched under the old assignment;
             // the seek below fetches it again if it is still ours. Keeping it would take
-            // its offset twice (a quarantined line, which no dedup protects, twice).
+            // its offset twice.
             message = None;
             buffers.clear();
             buffered = 0;

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arrow::array::AsArray;
-use arrow::datatypes::{DataType, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -145,6 +145,10 @@ pub fn spawn_decoder(mut raw: mpsc::Receiver<RawChunk>, limits: DecodeLimits) ->
 pub struct Ingestor {
     writer: LakeWriter,
     dedup: DedupWindow,
+    /// The (source, position) of lines quarantined within the dedup window: a rejected
+    /// line has no trustworthy id, so its place in its source is its identity. A second
+    /// line of defence behind the positions, as the id window is for events.
+    quarantined: DedupWindow,
     options: IngestOptions,
     batch: PendingBatch,
     /// Each part's last position in `batch`: the `txn` versions of the next commit.
@@ -158,11 +162,19 @@ impl Ingestor {
         let mut writer = LakeWriter::open(lake).await?;
         writer.track(parts).await?;
         let window_micros = i64::try_from(options.dedup_window.as_micros()).unwrap_or(i64::MAX);
-        let dedup = rebuild_dedup(lake, window_micros, options.dedup_max_ids).await?;
+        let (dedup, quarantined) = rebuild_dedup(lake, window_micros, options.dedup_max_ids).await?;
         for part in parts {
             tracing::info!(part, remembered_ids = dedup.len(), resume_after = ?writer.positions().resume_after(part), "ingest opened");
         }
-        Ok(Ingestor { writer, dedup, options, batch: PendingBatch::default(), pending: BTreeMap::new(), stats: IngestStats::default() })
+        Ok(Ingestor {
+            writer,
+            dedup,
+            quarantined,
+            options,
+            batch: PendingBatch::default(),
+            pending: BTreeMap::new(),
+            stats: IngestStats::default(),
+        })
     }
 
     /// Starts tracking more parts (partitions newly assigned), reading their positions.
@@ -212,7 +224,10 @@ impl Ingestor {
                             LineOutcome::Accepted
                         }
                     }
-                    Err(_) if !positions.should_write(LakeTable::Quarantine, part, position) => {
+                    Err(_)
+                        if !positions.should_write(LakeTable::Quarantine, part, position)
+                            || !self.quarantined.insert(&quarantine_key(part, position), ingested_at_micros) =>
+                    {
                         self.stats.already_in_lake += 1;
                         LineOutcome::AlreadyInLake
                     }
@@ -274,35 +289,60 @@ impl Ingestor {
     }
 }
 
-/// Reloads the ids of the events ingested within the dedup window (the most recent
-/// `max_ids` of them) from the lake, so that redeliveries of events committed before a
-/// restart are still recognised.
-async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Result<DedupWindow, LakeError> {
-    let mut dedup = DedupWindow::new(window_micros, max_ids);
+/// The dedup key of a quarantined line: its source and position (a position has no `@`,
+/// so the key is unambiguous whatever the source id holds).
+fn quarantine_key(source: &str, position: i64) -> String {
+    format!("{source}@{position}")
+}
+
+/// Reloads, from the lake, what the dedup windows remembered before a restart: the ids
+/// of the events ingested within the window, and the (source, position) of the lines
+/// quarantined within it (the most recent `max_ids` of each).
+async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Result<(DedupWindow, DedupWindow), LakeError> {
+    let mut events = DedupWindow::new(window_micros, max_ids);
+    let mut quarantined = DedupWindow::new(window_micros, max_ids);
     let ctx = SqlEngine::new(lake.clone()).session().await?;
     let horizon = chrono::Utc::now().timestamp_micros().saturating_sub(window_micros);
+    let failed = |message: String| LakeError::Other { what: "rebuilding the dedup window", message };
+    // Newest first from the query (so the cap keeps the newest); the window wants them
+    // oldest first.
+    let newest = |select: String| {
+        let sql = format!("{select} ORDER BY 3 DESC LIMIT {max_ids}");
+        let ctx = &ctx;
+        async move {
+            let batches = ctx.sql(&sql).await.map_err(|e| failed(e.to_string()))?.collect().await.map_err(|e| failed(e.to_string()))?;
+            Ok::<_, LakeError>(batches.into_iter().rev())
+        }
+    };
+    // The scan may hand strings back as Utf8View; normalise before reading.
+    let strings = |column: &arrow::array::ArrayRef| arrow::compute::cast(column, &DataType::Utf8).map_err(|e| failed(e.to_string()));
+
     let selects: Vec<String> = LakeTable::EVENTS
         .iter()
         .filter(|table| ctx.table_exist(table.name()).unwrap_or(false))
-        .map(|table| format!("SELECT event_id, ingested_at FROM {table} WHERE ingested_at >= to_timestamp_micros({horizon})"))
+        .map(|table| format!("SELECT event_id, 0, ingested_at FROM {table} WHERE ingested_at >= to_timestamp_micros({horizon})"))
         .collect();
-    if selects.is_empty() {
-        return Ok(dedup);
-    }
-    let sql = format!("SELECT event_id, ingested_at FROM ({}) ORDER BY ingested_at DESC LIMIT {max_ids}", selects.join(" UNION ALL "));
-    let failed = |message: String| LakeError::Other { what: "rebuilding the dedup window", message };
-    let batches = ctx.sql(&sql).await.map_err(|e| failed(e.to_string()))?.collect().await.map_err(|e| failed(e.to_string()))?;
-    // Newest first from the query; the window wants oldest first.
-    for batch in batches.iter().rev() {
-        // The scan may hand strings back as Utf8View; normalise before reading.
-        let ids = arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| failed(e.to_string()))?;
-        let ids = ids.as_string::<i32>();
-        let times = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-        for row in (0..batch.num_rows()).rev() {
-            dedup.insert(ids.value(row), times.value(row));
+    if !selects.is_empty() {
+        for batch in newest(selects.join(" UNION ALL ")).await? {
+            let ids = strings(batch.column(0))?;
+            let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+            for row in (0..batch.num_rows()).rev() {
+                events.insert(ids.as_string::<i32>().value(row), times.value(row));
+            }
         }
     }
-    Ok(dedup)
+    if ctx.table_exist(LakeTable::Quarantine.name()).unwrap_or(false) {
+        let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
+        for batch in newest(select).await? {
+            let sources = strings(batch.column(0))?;
+            let positions = batch.column(1).as_primitive::<Int64Type>();
+            let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+            for row in (0..batch.num_rows()).rev() {
+                quarantined.insert(&quarantine_key(sources.as_string::<i32>().value(row), positions.value(row)), times.value(row));
+            }
+        }
+    }
+    Ok((events, quarantined))
 }
 
 /// Why an ingest run stopped.

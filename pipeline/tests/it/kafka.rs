@@ -111,14 +111,6 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
     assert!(metrics.contains("orderpulse_kafka_consumer_lag{topic=\""), "no lag on /metrics:\n{metrics}");
     assert_eq!(counts.rows, counts.distinct_ids, "an event was written twice");
     assert_eq!(counts.rows, expected_events, "events lost or doubled");
-    // Known defect (issue 4's note): under SIGKILLs and rebalances a few quarantined
-    // messages are written twice. Events are exact (positions, and dedup behind them);
-    // quarantine rows rely on positions alone. Until that is found, this checks that no
-    // bad message is lost, and the doubling is reported, not hidden.
-    for (reason, expected) in &expected_quarantine {
-        let got = counts.quarantine_by_reason.get(reason).copied().unwrap_or(0);
-        assert!(got >= *expected, "quarantined {reason}: {got} rows for {expected} messages (lost)");
-    }
     if counts.quarantine_by_reason != expected_quarantine {
         let doubled = query(
             &local_lake(&lake),
@@ -126,7 +118,7 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
              FROM quarantine GROUP BY source, source_position HAVING count(*) > 1 ORDER BY source, source_position",
         )
         .await;
-        eprintln!("KNOWN DEFECT: quarantine doubled: {:?} for {expected_quarantine:?}: {doubled:?}", counts.quarantine_by_reason);
+        panic!("quarantine lost or doubled: {:?} for {expected_quarantine:?}; doubled: {doubled:?}", counts.quarantine_by_reason);
     }
 
     // The poisoned messages are the last three of their partition, in order.
@@ -167,4 +159,57 @@ fn a_broker_that_is_down_at_start_is_reported_and_retried_not_fatal() {
     stop(child);
     assert!(text.contains("reconnecting with backoff"), "no log line about the broker:\n{text}");
     assert!(still_running, "the consumer exited instead of retrying:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_goes_away_mid_run_is_reported_and_the_stream_resumes_when_it_returns() {
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in TOPICS {
+        cluster.create_topic(topic, 2, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let day = |seed: &str| ["--days", "1", "--orders-per-day", "300", "--seed", seed, "--start", "2026-11-02T00:00:00Z"].map(str::to_owned);
+    let produce = |seed: &str| run_ok(orderpulse().arg("simulate").args(day(seed)).arg("--to").arg(format!("kafka://{brokers}")));
+    let expected: i64 = ["5", "6"]
+        .iter()
+        .map(|seed| {
+            let folder = dir.path().join(seed);
+            std::fs::create_dir(&folder).unwrap();
+            simulate(&folder, &day(seed).each_ref().map(String::as_str)).1["events"].as_i64().unwrap()
+        })
+        .sum();
+
+    produce("5");
+    let lake = dir.path().join("lake");
+    let log = dir.path().join("consume.log");
+    let mut child = consumer(&brokers, &lake).env("RUST_LOG", "warn").stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let wait_for = async |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    wait_for("a first commit", &|| commits(&lake) > 0).await;
+
+    cluster.broker_down(1).unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("a log line about the lost broker", &|| log_text().contains("reconnecting with backoff")).await;
+    assert!(child.try_wait().unwrap().is_none(), "the consumer exited while the broker was away:\n{}", log_text());
+
+    cluster.broker_up(1).unwrap();
+    produce("6");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let counts = loop {
+        let counts = lake_counts(&local_lake(&lake)).await;
+        if counts.rows >= expected || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let still_running = child.try_wait().unwrap().is_none();
+    stop(child);
+    assert!(still_running, "the consumer exited:\n{}", log_text());
+    assert_eq!((counts.rows, counts.distinct_ids), (expected, expected), "events lost or doubled across the outage");
 }
