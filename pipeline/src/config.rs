@@ -19,6 +19,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub simulator: SimulatorConfig,
     pub kafka: crate::source::kafka::KafkaConfig,
+    pub kpi: KpiConfig,
     pub log: LogConfig,
 }
 
@@ -30,6 +31,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             simulator: SimulatorConfig::default(),
             kafka: Default::default(),
+            kpi: KpiConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -170,6 +172,14 @@ impl Default for SimulatorConfig {
     }
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KpiConfig {
+    /// A folder laid out like the repository's `queries/` (KPI files, `views/`) to use
+    /// instead of the library built into the binary.
+    pub queries_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -258,6 +268,11 @@ impl Config {
         }
         if self.kafka.group_id.trim().is_empty() {
             return bad("kafka.group_id", "is empty");
+        }
+        if let Some(dir) = &self.kpi.queries_dir {
+            if !dir.is_dir() {
+                return bad("kpi.queries_dir", &format!("{} is not a folder", dir.display()));
+            }
         }
         if self.api.max_result_rows == 0 {
             return bad("api.max_result_rows", "must be at least 1");

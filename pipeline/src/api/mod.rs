@@ -1,11 +1,12 @@
-//! The HTTP API (axum): `/healthz`, `POST /v1/sql`, `POST /v1/events`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
+//! The HTTP API (axum): `/healthz`, `POST /v1/sql`, `GET /v1/kpis[/{name}]`,
+//! `POST /v1/events`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,8 +16,9 @@ use serde_json::{json, Value};
 
 use crate::ingest::http::{HttpIngest, SubmitError};
 use crate::ingest::LineOutcome;
-use crate::kpi::format::{json_rows, render, OutputFormat};
-use crate::kpi::{QueryError, QueryLimits, SqlEngine};
+use crate::kpi::format::{arrow_stream, json_rows, render, OutputFormat};
+use crate::kpi::library::{KpiError, KpiParams};
+use crate::kpi::{QueryError, QueryLimits, QueryResult, SqlEngine};
 
 /// What every handler can reach. Cloned per request (an `Arc` inside).
 #[derive(Clone)]
@@ -44,6 +46,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/sql", post(sql).layer(DefaultBodyLimit::max(1 << 20)))
+        .route("/v1/kpis", get(list_kpis))
+        .route("/v1/kpis/{name}", get(kpi))
         .route("/v1/events", post(events).layer(DefaultBodyLimit::disable()))
         .with_state(state)
 }
@@ -90,6 +94,9 @@ impl From<QueryError> for ApiError {
             QueryError::Refused(_) => (StatusCode::FORBIDDEN, "statement_refused"),
             QueryError::TooManyRows { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_rows"),
             QueryError::Timeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_timeout"),
+            QueryError::Kpi(KpiError::Unknown { .. }) => (StatusCode::NOT_FOUND, "unknown_kpi"),
+            QueryError::Kpi(KpiError::BadParameter { .. }) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            QueryError::Kpi(_) => (StatusCode::INTERNAL_SERVER_ERROR, "kpi_library_broken"),
             QueryError::Lake(_) => (StatusCode::SERVICE_UNAVAILABLE, "lake_unavailable"),
             QueryError::Execution(_) => (StatusCode::INTERNAL_SERVER_ERROR, "execution_failed"),
         };
@@ -108,8 +115,7 @@ struct SqlRequest {
 }
 
 /// `POST /v1/sql`: the body is `{"sql": "..."}` (or the SQL itself as `text/plain`).
-/// Answers JSON `{"columns", "rows", "row_count", "elapsed_ms"}`, or CSV when the
-/// `Accept` header asks for `text/csv`.
+/// Answers in the format the `Accept` header asks for (see [`respond`]).
 async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
     let is_json = headers
@@ -127,15 +133,56 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         return Err(ApiError::bad_request("invalid_sql", "the query is empty"));
     }
     let result = state.inner.engine.query(&sql, state.inner.limits).await?;
+    respond(result, &headers, started)
+}
+
+/// `GET /v1/kpis`: the KPI library: each KPI's name, title, definition and groupings.
+async fn list_kpis(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"kpis": state.inner.engine.library().kpis().collect::<Vec<_>>()}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KpiQuery {
+    merchant: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+}
+
+/// `GET /v1/kpis/{name}?merchant=&from=&to=&group_by=`: runs one KPI file with its
+/// parameters (see `kpi::library` for their forms and defaults); answers like `/v1/sql`.
+async fn kpi(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<KpiQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))?;
+    let params = KpiParams::parse(q.merchant.as_deref(), q.from.as_deref(), q.to.as_deref(), q.group_by.as_deref(), chrono::Utc::now())
+        .map_err(QueryError::from)?;
+    let result = state.inner.engine.kpi(&name, &params, state.inner.limits).await?;
+    respond(result, &headers, started)
+}
+
+/// A query's rows in the format the `Accept` header asks for: CSV (`text/csv`), an Arrow
+/// IPC stream (`application/vnd.apache.arrow.stream`), or else JSON
+/// `{"columns", "rows", "row_count", "elapsed_ms"}`.
+fn respond(result: QueryResult, headers: &HeaderMap, started: Instant) -> Result<Response, ApiError> {
     let internal = |e: arrow::error::ArrowError| ApiError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         code: "encoding_failed",
         message: e.to_string(),
     };
-    let wants_csv = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/csv"));
-    if wants_csv {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if accept.contains("text/csv") {
         let csv = render(&result.batches, OutputFormat::Csv).map_err(internal)?;
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response());
+    }
+    if accept.contains(ARROW_STREAM) {
+        let ipc = arrow_stream(&result.schema, &result.batches).map_err(internal)?;
+        return Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], ipc).into_response());
     }
     let rows: Value = serde_json::from_slice(&json_rows(&result.batches).map_err(internal)?).unwrap_or(Value::Array(Vec::new()));
     let columns: Vec<Value> =
@@ -149,6 +196,9 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     }))
     .into_response())
 }
+
+/// The media type of an Arrow IPC stream.
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 /// One line's answer: its 1-based number in the body and what became of it.
 #[derive(Serialize)]

@@ -4,6 +4,7 @@
 
 mod consume;
 mod ingest;
+mod kpi;
 mod lake;
 mod run;
 mod simulate;
@@ -51,6 +52,16 @@ impl LakeArg {
     }
 }
 
+/// The SQL engine over `lake` with the configured KPI library (`kpi.queries_dir`, or
+/// the one built in).
+fn sql_engine(lake: crate::lake::Lake, config: &Config) -> anyhow::Result<crate::kpi::SqlEngine> {
+    let library = match &config.kpi.queries_dir {
+        Some(dir) => std::sync::Arc::new(crate::kpi::library::Library::from_dir(dir)?),
+        None => crate::kpi::library::Library::builtin(),
+    };
+    Ok(crate::kpi::SqlEngine::with_library(lake, library))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate realistic order, carrier and ticket events as NDJSON.
@@ -61,6 +72,8 @@ enum Command {
     Consume(consume::Args),
     /// Run SQL over the lake and print the result.
     Sql(sql::Args),
+    /// Run a KPI from the library (`queries/`), or list them.
+    Kpi(kpi::Args),
     /// Lake maintenance: table information and compaction.
     Lake {
         #[command(subcommand)]
@@ -97,6 +110,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Simulate(args) => simulate::execute(args, &config),
             Command::Ingest(args) => ingest::execute(args, &config).await,
             Command::Sql(args) => sql::execute(args, &config).await,
+            Command::Kpi(args) => kpi::execute(args, &config).await,
             Command::Consume(args) => consume::execute(args, config).await,
             Command::Lake { command } => lake::execute(command, &config).await,
             Command::Run(args) => run::execute(args, config).await,

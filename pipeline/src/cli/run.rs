@@ -10,7 +10,7 @@ use crate::api::{serve, AppState};
 use crate::config::Config;
 use crate::ingest::http::{run_group_commits, HttpIngest};
 use crate::ingest::{ingest_source, IngestOptions};
-use crate::kpi::{QueryLimits, SqlEngine};
+use crate::kpi::QueryLimits;
 use crate::source::simulated::{source_id, stream_simulation};
 
 #[derive(clap::Args)]
@@ -84,7 +84,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     })?;
 
     let state = AppState::new(
-        SqlEngine::new(lake.clone()),
+        super::sql_engine(lake.clone(), &config)?,
         QueryLimits { max_rows: config.api.max_result_rows, timeout: config.api.query_timeout },
         Some(http_ingest),
         config.api.max_body_bytes,

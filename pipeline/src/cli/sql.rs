@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::config::Config;
 use crate::kpi::format::{render, OutputFormat};
-use crate::kpi::{QueryLimits, SqlEngine};
+use crate::kpi::QueryLimits;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,11 +17,16 @@ pub struct Args {
 }
 
 pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
-    let engine = SqlEngine::new(args.lake.open(config)?);
+    let engine = super::sql_engine(args.lake.open(config)?, config)?;
     let limits = QueryLimits { max_rows: usize::MAX, timeout: config.api.query_timeout };
     let result = engine.query(&args.query, limits).await?;
-    let mut out = render(&result.batches, args.format)?;
-    if args.format != OutputFormat::Csv {
+    print(&result.batches, args.format)
+}
+
+/// Writes a result to stdout in `format`.
+pub fn print(batches: &[arrow::array::RecordBatch], format: OutputFormat) -> anyhow::Result<()> {
+    let mut out = render(batches, format)?;
+    if format != OutputFormat::Csv {
         out.push(b'\n');
     }
     std::io::stdout().lock().write_all(&out)?;

@@ -1,6 +1,7 @@
-//! Query results as text: a table for terminals, JSON rows, CSV.
+//! Query results as text (a table for terminals, JSON rows, CSV) or as an Arrow IPC stream.
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
 use arrow::error::ArrowError;
 
 /// How a result is rendered.
@@ -46,4 +47,15 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
     writer.finish()?;
     let out = writer.into_inner();
     Ok(if out.is_empty() { b"[]".to_vec() } else { out })
+}
+
+/// An Arrow IPC stream (`application/vnd.apache.arrow.stream`): the schema, then the
+/// batches, readable by pyarrow, Polars and every Arrow library without conversion.
+pub fn arrow_stream(schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
+    let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), schema)?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    writer.into_inner()
 }

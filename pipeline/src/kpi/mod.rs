@@ -1,20 +1,25 @@
-//! SQL over the lake with DataFusion: the engine behind `orderpulse sql`, `/v1/sql` and,
-//! later, the KPI files in `queries/`.
+//! SQL over the lake with DataFusion: the engine behind `orderpulse sql`, `/v1/sql`,
+//! `orderpulse kpi` and `/v1/kpis`, with the KPI files of `queries/` ([`library`]).
 //!
 //! Every query gets a fresh session over the tables' latest committed versions, so a
-//! query sees everything committed before it started and nothing half-written.
+//! query sees everything committed before it started and nothing half-written. The
+//! session also has the library's views (`orders`, `parcels`, `tickets`).
 
 pub mod format;
+pub mod library;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
+use self::library::{KpiError, KpiParams, Library};
 use crate::lake::{Lake, LakeError};
 use crate::model::schema::LakeTable;
 
@@ -30,6 +35,8 @@ pub enum QueryError {
     TooManyRows { limit: usize },
     #[error("the query ran longer than {0:?} and was cancelled")]
     Timeout(Duration),
+    #[error(transparent)]
+    Kpi(#[from] KpiError),
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error("query failed: {0}")]
@@ -76,18 +83,29 @@ impl QueryResult {
     }
 }
 
-/// Runs read-only SQL over the lake's tables.
+/// Runs read-only SQL over the lake's tables and the KPI library's views.
 #[derive(Clone, Debug)]
 pub struct SqlEngine {
     lake: Lake,
+    library: Arc<Library>,
 }
 
 impl SqlEngine {
+    /// An engine with the KPI library built into the binary.
     pub fn new(lake: Lake) -> Self {
-        SqlEngine { lake }
+        SqlEngine { lake, library: Library::builtin() }
     }
 
-    /// A session with every existing lake table registered under its name.
+    pub fn with_library(lake: Lake, library: Arc<Library>) -> Self {
+        SqlEngine { lake, library }
+    }
+
+    pub fn library(&self) -> &Library {
+        &self.library
+    }
+
+    /// A session with every existing lake table registered under its name, and the
+    /// library's views over them.
     pub async fn session(&self) -> Result<SessionContext, LakeError> {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
         for table in LakeTable::ALL {
@@ -96,15 +114,36 @@ impl SqlEngine {
             delta.update_datafusion_session(&ctx.state()).map_err(LakeError::table(table))?;
             ctx.register_table(table.name(), provider).map_err(|e| LakeError::Data { table, message: e.to_string() })?;
         }
+        for (name, statement) in self.library.views() {
+            // A view over a table the lake does not have yet (a new lake) is left out; a
+            // query naming it then says the table is not found.
+            if let Err(error) = ctx.sql(statement).await {
+                tracing::debug!(view = name, %error, "view not created");
+            }
+        }
         Ok(ctx)
     }
 
     /// Runs one read-only statement and collects its rows, within `limits`.
     pub async fn query(&self, sql: &str, limits: QueryLimits) -> Result<QueryResult, QueryError> {
+        self.execute(sql, None, limits).await
+    }
+
+    /// Runs the library's KPI `name` with `params`, within `limits`.
+    pub async fn kpi(&self, name: &str, params: &KpiParams, limits: QueryLimits) -> Result<QueryResult, QueryError> {
+        let kpi = self.library.get(name)?;
+        let values = kpi.bind(params)?;
+        self.execute(&kpi.sql, Some(values), limits).await
+    }
+
+    async fn execute(&self, sql: &str, params: Option<ParamValues>, limits: QueryLimits) -> Result<QueryResult, QueryError> {
         let run = async {
             let ctx = self.session().await?;
             let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-            let frame = ctx.sql_with_options(sql, read_only).await.map_err(QueryError::from_datafusion)?;
+            let mut frame = ctx.sql_with_options(sql, read_only).await.map_err(QueryError::from_datafusion)?;
+            if let Some(params) = params {
+                frame = frame.with_param_values(params).map_err(QueryError::from_datafusion)?;
+            }
             let schema: SchemaRef = frame.schema().inner().clone();
             let mut stream = frame.execute_stream().await.map_err(QueryError::from_datafusion)?;
             let mut batches = Vec::new();

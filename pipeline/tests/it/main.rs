@@ -9,6 +9,7 @@ mod exactly_once;
 mod http_ingest;
 mod independent_reader;
 mod kafka;
+mod kpi;
 mod memory_lake;
 mod run;
 mod s3_lake;

@@ -1,0 +1,198 @@
+//! The KPI library (`queries/`): every KPI computed twice, by orderpulse (DataFusion over
+//! the Delta tables) and by DuckDB over the same tables' Parquet files, from the same
+//! unchanged `.sql` files; the simulator's configured rates read back from the KPIs; and
+//! the KPIs over HTTP (`/v1/kpis`) and the command line (`orderpulse kpi`).
+
+use std::collections::BTreeMap;
+
+use orderpulse::kpi::format::json_rows;
+use orderpulse::kpi::library::{KpiParams, Library};
+use orderpulse::kpi::{QueryLimits, SqlEngine};
+use serde_json::{json, Value};
+
+use crate::common::{local_lake, orderpulse, python, run_ok, simulate, Server};
+
+const FROM: &str = "2026-10-01T00:00:00Z";
+const TO: &str = "2027-01-01T00:00:00Z";
+
+/// A world where every order ships in one parcel, so each carrier's configured on-time
+/// rate (which the simulator applies to an order's first parcel) is a parcel's too.
+const SCENARIO: &str = r#"
+seed = 2024
+days = 14
+orders_per_day = 1500.0
+[behaviour]
+multi_parcel_rate = 0.0
+"#;
+
+/// The configured rates of the built-in carriers (data/scenarios/default.toml writes
+/// none of them out, so they are the simulator's defaults): on time, failed first
+/// attempt, exception.
+const CARRIERS: [(&str, f64, f64, f64); 6] = [
+    ("ups", 0.92, 0.05, 0.03),
+    ("fedex", 0.94, 0.04, 0.025),
+    ("usps", 0.88, 0.06, 0.04),
+    ("dhl", 0.93, 0.05, 0.03),
+    ("sf_express", 0.95, 0.03, 0.02),
+    ("cainiao", 0.85, 0.04, 0.05),
+];
+
+async fn run_kpi(engine: &SqlEngine, kpi: &str, merchant: Option<&str>, group_by: &str) -> Vec<serde_json::Map<String, Value>> {
+    let params = KpiParams::parse(merchant, Some(FROM), Some(TO), Some(group_by), chrono::Utc::now()).unwrap();
+    let limits = QueryLimits { max_rows: 100_000, timeout: std::time::Duration::from_secs(300) };
+    let result = engine.kpi(kpi, &params, limits).await.unwrap_or_else(|e| panic!("{kpi} by {group_by}: {e}"));
+    serde_json::from_slice(&json_rows(&result.batches).unwrap()).unwrap()
+}
+
+/// Whether two values of `column` agree: text and integers exactly, other numbers within
+/// 1e-9 (relative to their size, at least 1). Percentiles (`*_p50`, `*_p90`, ...) within
+/// 1e-6: DataFusion's `percentile_cont` truncates the interpolation weight between two
+/// neighbouring values to six decimals (`INTERPOLATION_PRECISION` in
+/// datafusion-functions-aggregate), DuckDB does not.
+fn same(column: &str, a: &Value, b: &Value) -> bool {
+    let is_percentile = column.rsplit_once("_p").is_some_and(|(_, q)| !q.is_empty() && q.bytes().all(|b| b.is_ascii_digit()));
+    let tolerance = if is_percentile { 1e-6 } else { 1e-9 };
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) if x.is_i64() && y.is_i64() => x == y,
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            (x - y).abs() <= tolerance * x.abs().max(y.abs()).max(1.0)
+        }
+        _ => a == b,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kpi_matches_duckdb_and_the_simulated_rates_are_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let (events, _) = simulate(dir.path(), &["--scenario", scenario.to_str().unwrap()]);
+    let lake = dir.path().join("lake");
+    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let engine = SqlEngine::new(local_lake(&lake));
+
+    // Each KPI by its default grouping over all merchants, and by another of its
+    // groupings for one merchant (cycling, so every grouping and merchant is used).
+    let merchants = ["m_northwind", "m_rheinmode", "m_lotus"];
+    let mut runs = Vec::new();
+    for (i, kpi) in Library::builtin().kpis().enumerate() {
+        runs.push(json!({"kpi": kpi.name, "merchant": null, "from": FROM, "to": TO, "group_by": kpi.group_by[0]}));
+        let other = &kpi.group_by[1 + i % (kpi.group_by.len() - 1)];
+        runs.push(json!({"kpi": kpi.name, "merchant": merchants[i % 3], "from": FROM, "to": TO, "group_by": other}));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/e2e/duckdb_kpis.py");
+    let queries = concat!(env!("CARGO_MANIFEST_DIR"), "/../queries");
+    let output = run_ok(std::process::Command::new(python()).arg(script).arg(&lake).arg(queries).arg(Value::from(runs.clone()).to_string()));
+    let duckdb: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+
+    for (run, theirs) in runs.iter().zip(&duckdb) {
+        let (kpi, group_by) = (run["kpi"].as_str().unwrap(), run["group_by"].as_str().unwrap());
+        let ours = run_kpi(&engine, kpi, run["merchant"].as_str(), group_by).await;
+        let what = format!("{kpi} by {group_by} for {}", run["merchant"]);
+        let columns: Vec<&str> = theirs["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+        let their_rows = theirs["rows"].as_array().unwrap();
+        assert!(!ours.is_empty(), "{what}: no rows");
+        assert_eq!(ours.len(), their_rows.len(), "{what}: orderpulse and DuckDB give different row counts");
+        for (row, their_row) in ours.iter().zip(their_rows) {
+            assert_eq!(row.len(), columns.len(), "{what}: columns {columns:?} vs {:?}", row.keys().collect::<Vec<_>>());
+            for (column, theirs) in columns.iter().zip(their_row.as_array().unwrap()) {
+                let ours = &row[*column];
+                assert!(same(column, ours, theirs), "{what}, {column}: orderpulse {ours} vs DuckDB {theirs} in {row:?}");
+            }
+        }
+    }
+
+    // The configured rates, read back: each within three standard errors of its
+    // parcels (deterministic: the scenario is seeded).
+    let by_carrier = |rows: Vec<serde_json::Map<String, Value>>| -> BTreeMap<String, serde_json::Map<String, Value>> {
+        rows.into_iter().map(|row| (row["group_key"].as_str().unwrap().to_owned(), row)).collect()
+    };
+    let on_time = by_carrier(run_kpi(&engine, "on_time_delivery_rate", None, "carrier").await);
+    let first_attempt = by_carrier(run_kpi(&engine, "first_attempt_delivery_rate", None, "carrier").await);
+    let exceptions = by_carrier(
+        run_kpi(&engine, "exception_rate", None, "carrier").await.into_iter().filter(|row| row["sub_status"] == "any").collect(),
+    );
+    for (carrier, on_time_rate, failed_rate, exception_rate) in CARRIERS {
+        let checks = [
+            ("on-time rate", &on_time[carrier], "on_time_rate", "delivered", on_time_rate),
+            ("first-attempt rate", &first_attempt[carrier], "first_attempt_rate", "attempted", 1.0 - failed_rate),
+            ("exception rate", &exceptions[carrier], "exception_rate", "shipped", exception_rate),
+        ];
+        for (what, row, column, count, configured) in checks {
+            let measured = row[column].as_f64().unwrap();
+            let n = row[count].as_f64().unwrap();
+            let tolerance = 3.0 * (configured * (1.0 - configured) / n).sqrt();
+            assert!(
+                (measured - configured).abs() <= tolerance,
+                "{carrier} {what}: configured {configured}, measured {measured:.4} over {n} parcels (tolerance {tolerance:.4})"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpis_over_http_and_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _) = simulate(dir.path(), &["--days", "3", "--orders-per-day", "400", "--seed", "31"]);
+    let lake = dir.path().join("lake");
+    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let expected = run_kpi(&SqlEngine::new(local_lake(&lake)), "on_time_delivery_rate", Some("m_lotus"), "day").await;
+    assert!(!expected.is_empty());
+
+    // The command line.
+    let cli = run_ok(orderpulse().args(["kpi", "on_time_delivery_rate", "--merchant", "m_lotus", "--group-by", "day", "--from", FROM, "--to", TO, "--format", "json", "--lake"]).arg(&lake));
+    let printed: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(printed, expected);
+    let refused = orderpulse().args(["kpi", "on_time_delivery_rate", "--group-by", "colour", "--lake"]).arg(&lake).output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("group_by") && stderr.contains("colour"), "{stderr}");
+
+    // HTTP: the library, one KPI in JSON, CSV and Arrow, and the errors.
+    let server = Server::start(&lake, &["--no-simulator"], &[]);
+    let client = reqwest::Client::new();
+    let get = |path: String, accept: &'static str| {
+        let request = client.get(format!("{}{path}", server.base)).header("accept", accept);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, body) = get("/v1/kpis".into(), "application/json").await;
+    let library: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200);
+    let names: Vec<&str> = library["kpis"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names, Library::builtin().kpis().map(|k| k.name.as_str()).collect::<Vec<_>>());
+    assert!(library["kpis"][0]["definition"].as_str().unwrap().len() > 80);
+
+    let path = format!("/v1/kpis/on_time_delivery_rate?merchant=m_lotus&group_by=day&from={FROM}&to={TO}");
+    let (status, body) = get(path.clone(), "application/json").await;
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rows"], Value::from(expected.clone()));
+
+    let (status, csv) = get(path.clone(), "text/csv").await;
+    let csv = String::from_utf8(csv).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().next(), Some("group_key,delivered,on_time,on_time_rate"));
+    assert_eq!(csv.lines().count(), expected.len() + 1);
+
+    let (status, ipc) = get(path, "application/vnd.apache.arrow.stream").await;
+    assert_eq!(status, 200);
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None).unwrap();
+    let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&json_rows(&batches).unwrap()).unwrap(), Value::from(expected));
+
+    let cases = [
+        ("/v1/kpis/no_such_kpi", 404, "unknown_kpi"),
+        ("/v1/kpis/on_time_delivery_rate?group_by=colour", 400, "invalid_parameter"),
+        ("/v1/kpis/on_time_delivery_rate?from=yesterday", 400, "invalid_parameter"),
+        ("/v1/kpis/on_time_delivery_rate?from=2026-11-05&to=2026-11-01", 400, "invalid_parameter"),
+        ("/v1/kpis/on_time_delivery_rate?colour=red", 400, "invalid_parameter"),
+    ];
+    for (path, expected_status, code) in cases {
+        let (status, body) = get(path.into(), "application/json").await;
+        let error: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {}", String::from_utf8_lossy(&body)));
+        assert_eq!((status, error["error"]["code"].as_str()), (expected_status, Some(code)), "{path}: {error}");
+    }
+}

@@ -1,0 +1,32 @@
+-- First-attempt delivery rate
+-- group_by: carrier, service_level, lane, merchant, day, week, all
+--
+-- The share of parcels delivered at the first attempt: the first delivery attempt
+-- (`delivered` or `failed_attempt` scan, whichever came first) was the delivery.
+-- Parcels: those whose first attempt falls in the period [from, to) (day and week group
+-- by it). Parcels that went to a pickup point after a failed attempt count as failed at
+-- the first attempt; parcels never attempted (lost, refused before an attempt, still
+-- moving) are left out.
+SELECT
+    group_key,
+    count(*) AS attempted,
+    sum(first_time) AS delivered_first_time,
+    avg(first_time) AS first_attempt_rate
+FROM (
+    SELECT
+        CASE $group_by
+            WHEN 'merchant' THEN merchant_id
+            WHEN 'carrier' THEN carrier
+            WHEN 'service_level' THEN carrier || '/' || service_level
+            WHEN 'lane' THEN carrier || '/' || service_level || ' ' || origin || ' > ' || destination
+            WHEN 'day' THEN CAST(CAST(first_attempt_at AS DATE) AS VARCHAR)
+            WHEN 'week' THEN CAST(CAST(date_trunc('week', first_attempt_at) AS DATE) AS VARCHAR)
+            ELSE 'all'
+        END AS group_key,
+        CASE WHEN delivered_at = first_attempt_at THEN 1 ELSE 0 END AS first_time
+    FROM parcels
+    WHERE first_attempt_at >= $from AND first_attempt_at < $to
+      AND ($merchant IS NULL OR merchant_id = $merchant)
+) attempted_parcels
+GROUP BY group_key
+ORDER BY group_key

@@ -1,0 +1,77 @@
+-- parcels: one row per parcel (an `order.shipped` event's carrier and tracking number),
+-- with its order's promise and what the carrier's scans say happened to it.
+--
+-- Scans are joined by carrier + tracking number, not by `order_id` (most scans carry
+-- none). Times are the earliest scan of each kind by event time:
+--   picked_up_at     first `in_transit` scan (the carrier has the parcel)
+--   first_attempt_at first delivery attempt: `delivered` or `failed_attempt`
+--   delivered_at     first `delivered` scan
+--   returned_at      first `returned_to_sender` scan
+--   lost_at          first `exception` scan with sub-status `lost`
+-- origin is the region (`country-region`) of the pickup scan, destination the customer's
+-- region from `order.created`; together with carrier and service level they make the lane.
+-- last_status is the status of the latest scan by event time (ties: the later event id).
+-- Scans for tracking numbers no `order.shipped` names are not parcels yet (see
+-- `carrier_events`).
+CREATE VIEW parcels AS
+WITH shipped AS (
+    SELECT order_id, carrier, tracking_number,
+           max(service_level) AS service_level,
+           min(occurred_at) AS shipped_at
+    FROM order_events
+    WHERE type = 'order.shipped'
+    GROUP BY order_id, carrier, tracking_number
+),
+scan_times AS (
+    SELECT carrier, tracking_number,
+           count(*) AS scans,
+           min(CASE WHEN status = 'in_transit' THEN occurred_at END) AS picked_up_at,
+           min(CASE WHEN status IN ('delivered', 'failed_attempt') THEN occurred_at END) AS first_attempt_at,
+           min(CASE WHEN status = 'delivered' THEN occurred_at END) AS delivered_at,
+           count(CASE WHEN status = 'failed_attempt' THEN 1 END) AS failed_attempts,
+           count(CASE WHEN status = 'exception' THEN 1 END) AS exceptions,
+           min(CASE WHEN status = 'returned_to_sender' THEN occurred_at END) AS returned_at,
+           min(CASE WHEN status = 'exception' AND sub_status = 'lost' THEN occurred_at END) AS lost_at,
+           max(occurred_at) AS last_scan_at
+    FROM carrier_events
+    GROUP BY carrier, tracking_number
+),
+pickups AS (
+    SELECT carrier, tracking_number, location_country, location_region,
+           row_number() OVER (PARTITION BY carrier, tracking_number ORDER BY occurred_at, event_id) AS n
+    FROM carrier_events
+    WHERE status = 'in_transit'
+),
+latest_scans AS (
+    SELECT carrier, tracking_number, status,
+           row_number() OVER (PARTITION BY carrier, tracking_number ORDER BY occurred_at DESC, event_id DESC) AS n
+    FROM carrier_events
+)
+SELECT
+    s.order_id,
+    o.merchant_id,
+    s.carrier,
+    s.tracking_number,
+    s.service_level,
+    s.shipped_at,
+    o.created_at,
+    o.ship_by,
+    o.promised_from,
+    o.promised_to,
+    pickup.location_country || '-' || pickup.location_region AS origin,
+    o.customer_country || '-' || o.customer_region AS destination,
+    coalesce(t.scans, 0) AS scans,
+    t.picked_up_at,
+    t.first_attempt_at,
+    t.delivered_at,
+    coalesce(t.failed_attempts, 0) AS failed_attempts,
+    coalesce(t.exceptions, 0) AS exceptions,
+    t.returned_at,
+    t.lost_at,
+    t.last_scan_at,
+    latest.status AS last_status
+FROM shipped s
+JOIN orders o ON o.order_id = s.order_id
+LEFT JOIN scan_times t ON t.carrier = s.carrier AND t.tracking_number = s.tracking_number
+LEFT JOIN latest_scans latest ON latest.carrier = s.carrier AND latest.tracking_number = s.tracking_number AND latest.n = 1
+LEFT JOIN pickups pickup ON pickup.carrier = s.carrier AND pickup.tracking_number = s.tracking_number AND pickup.n = 1
