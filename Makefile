@@ -7,7 +7,7 @@ CARGO  ?= cargo
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 # Python packages the tests and benches use as independent peers (readers of the lake, DuckDB).
-PY_PACKAGES := deltalake==1.6.6 duckdb==1.5.6 polars==2.1.0 pyarrow==26.0.1 'moto[server]==5.2.5'
+PY_PACKAGES := deltalake==1.6.6 duckdb==1.5.6 polars==2.1.0 pyarrow==26.0.1 'moto[server]==5.2.5' 'psycopg[binary]==3.3.9'
 
 .PHONY: run test bench test-deps bench-deps build lint clean-lake
 
@@ -27,8 +27,10 @@ bench: bench-deps
 	PYTHON=$(abspath $(PYTHON)) benches/e2e/http
 	benches/e2e/kafka
 
-# The Python peers live in a project-local virtualenv, so nothing system-wide changes.
+# The Python peers live in a project-local virtualenv, so nothing system-wide changes;
+# psql (a real Postgres client for the wire-protocol tests) comes from the system.
 test-deps: $(VENV)/.installed
+	@command -v psql >/dev/null || (apt-get update -qq && apt-get install -y -qq postgresql-client)
 
 bench-deps: test-deps
 	@command -v /usr/bin/time >/dev/null || (apt-get update -qq && apt-get install -y -qq time)

@@ -137,8 +137,14 @@ impl Default for IngestConfig {
 pub struct ApiConfig {
     /// Address the HTTP API listens on.
     pub listen: String,
+    /// Address for Postgres clients (psql, psycopg, BI tools), or `off`.
+    pub pg_listen: String,
     /// Most rows one `/v1/sql` answer returns; more is an error asking for a `LIMIT`.
     pub max_result_rows: usize,
+    /// A result larger than this (in memory, close to its size on the wire) is refused.
+    pub max_result_bytes: usize,
+    /// Memory one query's operators may hold; past it the query is cancelled.
+    pub query_memory_bytes: usize,
     /// A query running longer than this is cancelled.
     #[serde(with = "humantime_serde")]
     pub query_timeout: Duration,
@@ -150,7 +156,10 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: "127.0.0.1:8080".into(),
+            pg_listen: "127.0.0.1:5433".into(),
             max_result_rows: 100_000,
+            max_result_bytes: 64 << 20,
+            query_memory_bytes: 512 << 20,
             query_timeout: Duration::from_secs(30),
             max_body_bytes: 16 << 20,
         }
@@ -263,6 +272,9 @@ impl Config {
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return bad("api.listen", &format!("{:?} is not an address such as 127.0.0.1:8080", self.api.listen));
         }
+        if self.api.pg_listen != "off" && self.api.pg_listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad("api.pg_listen", &format!("{:?} is neither an address such as 127.0.0.1:5433 nor `off`", self.api.pg_listen));
+        }
         if self.kafka.brokers.trim().is_empty() {
             return bad("kafka.brokers", "is empty");
         }
@@ -276,6 +288,12 @@ impl Config {
         }
         if self.api.max_result_rows == 0 {
             return bad("api.max_result_rows", "must be at least 1");
+        }
+        if self.api.max_result_bytes < 1024 {
+            return bad("api.max_result_bytes", "must be at least 1024");
+        }
+        if self.api.query_memory_bytes < 1 << 20 {
+            return bad("api.query_memory_bytes", "must be at least 1 MiB (1048576)");
         }
         Ok(())
     }

@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let lake = Lake::open(lake_dir.to_str().unwrap_or_default(), Default::default())?;
     let engine = SqlEngine::new(lake);
-    let limits = QueryLimits { max_rows: 10, timeout: Duration::from_secs(60) };
+    let limits = QueryLimits { max_rows: 10, ..QueryLimits::time_only(Duration::from_secs(60)) };
     let sql = "SELECT (SELECT count(*) FROM order_events) + (SELECT count(*) FROM carrier_events) + (SELECT count(*) FROM ticket_events) AS n";
     let mut first_row_at = None;
     let done_at = loop {

@@ -2,6 +2,8 @@
 //! `POST /v1/events`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
+pub mod pgwire;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -93,6 +95,8 @@ impl From<QueryError> for ApiError {
             QueryError::Sql(_) => (StatusCode::BAD_REQUEST, "invalid_sql"),
             QueryError::Refused(_) => (StatusCode::FORBIDDEN, "statement_refused"),
             QueryError::TooManyRows { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_rows"),
+            QueryError::TooLarge { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "result_too_large"),
+            QueryError::OverMemory { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded"),
             QueryError::Timeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "query_timeout"),
             QueryError::Kpi(KpiError::Unknown { .. }) => (StatusCode::NOT_FOUND, "unknown_kpi"),
             QueryError::Kpi(KpiError::BadParameter { .. }) => (StatusCode::BAD_REQUEST, "invalid_parameter"),

@@ -55,7 +55,7 @@ pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
         anyhow::bail!("name a KPI (orderpulse kpi on_time_delivery_rate), or list them with `orderpulse kpi list`");
     };
     let params = KpiParams::parse(args.merchant.as_deref(), args.from.as_deref(), args.to.as_deref(), args.group_by.as_deref(), chrono::Utc::now())?;
-    let limits = QueryLimits { max_rows: usize::MAX, timeout: config.api.query_timeout };
+    let limits = QueryLimits::time_only(config.api.query_timeout);
     let result = engine.kpi(&name, &params, limits).await?;
     super::sql::print(&result.batches, args.format)
 }

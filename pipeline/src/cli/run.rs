@@ -20,6 +20,9 @@ pub struct Args {
     /// Address for the HTTP API (overrides api.listen).
     #[arg(long)]
     listen: Option<String>,
+    /// Address for Postgres clients, or `off` (overrides api.pg_listen).
+    #[arg(long)]
+    pg_listen: Option<String>,
     /// Simulated events per second (overrides simulator.rate).
     #[arg(long)]
     rate: Option<f64>,
@@ -34,6 +37,9 @@ pub struct Args {
 pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.api.listen = listen;
+    }
+    if let Some(pg_listen) = args.pg_listen {
+        config.api.pg_listen = pg_listen;
     }
     if let Some(rate) = args.rate {
         config.simulator.rate = rate;
@@ -83,16 +89,34 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
 
+    // Every table exists before the Postgres session is built over them.
+    for table in crate::model::schema::LakeTable::ALL {
+        lake.open_or_create(table).await?;
+    }
+    let engine = super::sql_engine(lake.clone(), &config)?;
+    let postgres = match config.api.pg_listen.as_str() {
+        "off" => None,
+        listen => {
+            let address: std::net::SocketAddr = listen.parse().context("api.pg_listen")?;
+            let engine = engine.clone();
+            Some((address, tokio::spawn(async move { crate::api::pgwire::serve(&engine, address).await })))
+        }
+    };
     let state = AppState::new(
-        super::sql_engine(lake.clone(), &config)?,
-        QueryLimits { max_rows: config.api.max_result_rows, timeout: config.api.query_timeout },
+        engine,
+        QueryLimits::from_config(&config.api),
         Some(http_ingest),
         config.api.max_body_bytes,
     );
+    let postgres_line = match &postgres {
+        Some((pg, _)) => format!("psql -h {} -p {} -U orderpulse", pg.ip(), pg.port()),
+        None => "off (api.pg_listen)".into(),
+    };
     // A closed stdout must not stop the server, so write errors are ignored.
     let _ = writeln!(
         std::io::stdout(),
         "orderpulse is running\n  lake:   {}\n  API:    http://{address}  (health: http://{address}/healthz)\n  \
+         SQL:    {postgres_line}\n  \
          try:    curl -s http://{address}/v1/sql -H 'content-type: application/json' \\\n            \
          -d '{{\"sql\": \"SELECT type, count(*) AS events FROM order_events GROUP BY type\"}}'\n  stop:   Ctrl-C",
         lake.root()
@@ -100,7 +124,14 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     }));
-    let served = server.await.context("the API task failed")?;
-    served.context("the API server stopped")?;
-    Ok(())
+    let Some((pg_address, postgres)) = postgres else {
+        return server.await.context("the API task failed")?.context("the API server stopped");
+    };
+    tokio::select! {
+        served = server => served.context("the API task failed")?.context("the API server stopped"),
+        served = postgres => {
+            let error = served.context("the Postgres task failed")?.err().unwrap_or_else(|| anyhow::anyhow!("it stopped"));
+            Err(error.context(format!("cannot serve Postgres clients on {pg_address} (api.pg_listen)")))
+        }
+    }
 }

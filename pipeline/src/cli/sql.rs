@@ -18,7 +18,7 @@ pub struct Args {
 
 pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     let engine = super::sql_engine(args.lake.open(config)?, config)?;
-    let limits = QueryLimits { max_rows: usize::MAX, timeout: config.api.query_timeout };
+    let limits = QueryLimits::time_only(config.api.query_timeout);
     let result = engine.query(&args.query, limits).await?;
     print(&result.batches, args.format)
 }

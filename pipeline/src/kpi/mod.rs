@@ -6,6 +6,7 @@
 //! session also has the library's views (`orders`, `parcels`, `tickets`).
 
 pub mod format;
+mod latest;
 pub mod library;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
@@ -33,6 +35,10 @@ pub enum QueryError {
     Refused(String),
     #[error("the result has more than {limit} rows; add a LIMIT or aggregate")]
     TooManyRows { limit: usize },
+    #[error("the result is larger than {limit} bytes; select fewer columns or rows")]
+    TooLarge { limit: usize },
+    #[error("the query needs more than its memory budget of {limit} bytes and was cancelled: {detail}")]
+    OverMemory { limit: usize, detail: String },
     #[error("the query ran longer than {0:?} and was cancelled")]
     Timeout(Duration),
     #[error(transparent)]
@@ -58,16 +64,40 @@ impl QueryError {
         }
         match root {
             DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => QueryError::Sql(message),
+            DataFusionError::ResourcesExhausted(detail) => QueryError::OverMemory { limit: 0, detail: detail.clone() },
             _ => QueryError::Execution(error.to_string()),
         }
     }
 }
 
-/// Bounds on one query.
+/// Bounds on one query: a query past any of them is cancelled with a [`QueryError`]
+/// that names the limit, and the server stays up.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryLimits {
     pub max_rows: usize,
+    /// Bytes of the result (its Arrow arrays in memory, close to the size on the wire).
+    pub max_result_bytes: usize,
+    /// Memory the query's operators may hold (sorts spill to disk first).
+    pub max_memory_bytes: usize,
     pub timeout: Duration,
+}
+
+impl QueryLimits {
+    /// The limits the API applies to every query (`[api]` in the configuration).
+    pub fn from_config(api: &crate::config::ApiConfig) -> Self {
+        QueryLimits {
+            max_rows: api.max_result_rows,
+            max_result_bytes: api.max_result_bytes,
+            max_memory_bytes: api.query_memory_bytes,
+            timeout: api.query_timeout,
+        }
+    }
+
+    /// Only a time limit: for the command line and internal queries, whose caller
+    /// owns the machine.
+    pub fn time_only(timeout: Duration) -> Self {
+        QueryLimits { max_rows: usize::MAX, max_result_bytes: usize::MAX, max_memory_bytes: usize::MAX, timeout }
+    }
 }
 
 /// A query's rows, with the schema even when there are none.
@@ -104,15 +134,43 @@ impl SqlEngine {
         &self.library
     }
 
-    /// A session with every existing lake table registered under its name, and the
-    /// library's views over them.
+    /// A session with every existing lake table registered under its name (at its
+    /// latest snapshot), and the library's views over them.
     pub async fn session(&self) -> Result<SessionContext, LakeError> {
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        self.build_session(false, None).await
+    }
+
+    /// A session for a long life (the Postgres wire protocol): each scan reads its
+    /// table's latest snapshot, so the session sees every commit made after it was built.
+    /// Tables created later are not in it.
+    pub async fn live_session(&self) -> Result<SessionContext, LakeError> {
+        self.build_session(true, None).await
+    }
+
+    /// `memory_limit`: the bytes the session's queries may hold together (none: unbounded).
+    async fn build_session(&self, live: bool, memory_limit: Option<usize>) -> Result<SessionContext, LakeError> {
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = match memory_limit {
+            Some(bytes) => {
+                let runtime = RuntimeEnvBuilder::new()
+                    .with_memory_limit(bytes, 1.0)
+                    .build_arc()
+                    .map_err(|e| LakeError::Other { what: "a query's memory pool", message: e.to_string() })?;
+                SessionContext::new_with_config_rt(config, runtime)
+            }
+            None => SessionContext::new_with_config(config),
+        };
         for table in LakeTable::ALL {
             let Some(delta) = self.lake.open_table(table).await? else { continue };
-            let provider = delta.table_provider().await.map_err(|e| LakeError::Data { table, message: e.to_string() })?;
+            let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
+            let provider = delta.table_provider().await.map_err(|e| data_error(&e))?;
             delta.update_datafusion_session(&ctx.state()).map_err(LakeError::table(table))?;
-            ctx.register_table(table.name(), provider).map_err(|e| LakeError::Data { table, message: e.to_string() })?;
+            let provider: Arc<dyn datafusion::datasource::TableProvider> = if live {
+                Arc::new(latest::LatestSnapshot::new(self.lake.clone(), table, provider.schema()))
+            } else {
+                provider
+            };
+            ctx.register_table(table.name(), provider).map_err(|e| data_error(&e))?;
         }
         for (name, statement) in self.library.views() {
             // A view over a table the lake does not have yet (a new lake) is left out; a
@@ -138,7 +196,8 @@ impl SqlEngine {
 
     async fn execute(&self, sql: &str, params: Option<ParamValues>, limits: QueryLimits) -> Result<QueryResult, QueryError> {
         let run = async {
-            let ctx = self.session().await?;
+            let memory_limit = (limits.max_memory_bytes < usize::MAX).then_some(limits.max_memory_bytes);
+            let ctx = self.build_session(false, memory_limit).await?;
             let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
             let mut frame = ctx.sql_with_options(sql, read_only).await.map_err(QueryError::from_datafusion)?;
             if let Some(params) = params {
@@ -147,12 +206,19 @@ impl SqlEngine {
             let schema: SchemaRef = frame.schema().inner().clone();
             let mut stream = frame.execute_stream().await.map_err(QueryError::from_datafusion)?;
             let mut batches = Vec::new();
-            let mut rows = 0;
+            let (mut rows, mut bytes) = (0, 0);
             while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(QueryError::from_datafusion)?;
+                let batch = batch.map_err(|e| match QueryError::from_datafusion(e) {
+                    QueryError::OverMemory { detail, .. } => QueryError::OverMemory { limit: limits.max_memory_bytes, detail },
+                    other => other,
+                })?;
                 rows += batch.num_rows();
+                bytes += batch.get_array_memory_size();
                 if rows > limits.max_rows {
                     return Err(QueryError::TooManyRows { limit: limits.max_rows });
+                }
+                if bytes > limits.max_result_bytes {
+                    return Err(QueryError::TooLarge { limit: limits.max_result_bytes });
                 }
                 batches.push(batch);
             }

@@ -48,7 +48,7 @@ pub fn local_lake(path: &Path) -> Lake {
 /// Runs SQL over a lake in-process and returns the rows as JSON objects.
 pub async fn query(lake: &Lake, sql: &str) -> Vec<serde_json::Map<String, Value>> {
     let lake = lake.clone();
-    let limits = QueryLimits { max_rows: 1_000_000, timeout: std::time::Duration::from_secs(120) };
+    let limits = QueryLimits::time_only(std::time::Duration::from_secs(120));
     let result = SqlEngine::new(lake).query(sql, limits).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let json = orderpulse::kpi::format::json_rows(&result.batches).unwrap();
     serde_json::from_slice(&json).unwrap()
@@ -100,19 +100,27 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// An `orderpulse run` process on a free loopback port; SIGKILLed when dropped.
 pub struct Server {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// Where Postgres clients connect (on 127.0.0.1).
+    pub pg_port: u16,
 }
 
 impl Server {
     /// Starts `orderpulse run --lake LAKE --listen 127.0.0.1:0 ARGS` and waits for its address.
     pub fn start(lake: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::{BufRead, BufReader};
+        let pg_port = free_port();
         let mut child = orderpulse()
-            .args(["run", "--listen", "127.0.0.1:0", "--lake"])
+            .args(["run", "--listen", "127.0.0.1:0", "--pg-listen", &format!("127.0.0.1:{pg_port}"), "--lake"])
             .arg(lake)
             .args(args)
             .envs(env.iter().copied())
@@ -127,7 +135,7 @@ impl Server {
             .expect("run prints the API address");
         // Keep reading, so the child never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Server { child, base: format!("http://{address}") }
+        Server { child, base: format!("http://{address}"), pg_port }
     }
 
     /// SIGKILL, now.

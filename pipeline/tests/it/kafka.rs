@@ -68,7 +68,7 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
     kill_repeatedly(&|| consumer(&brokers, &lake), async || commits(&lake)).await;
 
     // Two consumers in one group; B leaves and rejoins mid-stream. A serves its lag.
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics_port = crate::common::free_port();
     let a = consumer(&brokers, &lake).arg("--metrics-listen").arg(format!("127.0.0.1:{metrics_port}")).spawn().unwrap();
     let b = consumer(&brokers, &lake).spawn().unwrap();
     let target = commits(&lake) + 3;
@@ -139,7 +139,7 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
 #[test]
 fn a_broker_that_is_down_at_start_is_reported_and_retried_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = crate::common::free_port();
     let log = dir.path().join("consume.log");
     let mut child = orderpulse()
         .args(["consume", "--brokers", &format!("127.0.0.1:{closed_port}"), "--lake"])

@@ -39,7 +39,7 @@ const CARRIERS: [(&str, f64, f64, f64); 6] = [
 
 async fn run_kpi(engine: &SqlEngine, kpi: &str, merchant: Option<&str>, group_by: &str) -> Vec<serde_json::Map<String, Value>> {
     let params = KpiParams::parse(merchant, Some(FROM), Some(TO), Some(group_by), chrono::Utc::now()).unwrap();
-    let limits = QueryLimits { max_rows: 100_000, timeout: std::time::Duration::from_secs(300) };
+    let limits = QueryLimits::time_only(std::time::Duration::from_secs(300));
     let result = engine.kpi(kpi, &params, limits).await.unwrap_or_else(|e| panic!("{kpi} by {group_by}: {e}"));
     serde_json::from_slice(&json_rows(&result.batches).unwrap()).unwrap()
 }

@@ -11,5 +11,6 @@ mod independent_reader;
 mod kafka;
 mod kpi;
 mod memory_lake;
+mod pgwire;
 mod run;
 mod s3_lake;

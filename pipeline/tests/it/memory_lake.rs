@@ -39,7 +39,7 @@ async fn a_memory_lake_is_shared_within_the_process_and_resumes() {
     assert_eq!(stats.accepted as usize, lines.len() - lines.len() / 2);
 
     let engine = SqlEngine::new(lake);
-    let limits = QueryLimits { max_rows: 10, timeout: std::time::Duration::from_secs(60) };
+    let limits = QueryLimits { max_rows: 10, ..QueryLimits::time_only(std::time::Duration::from_secs(60)) };
     let sql = "SELECT (SELECT count(*) FROM order_events) + (SELECT count(*) FROM carrier_events) + (SELECT count(*) FROM ticket_events) AS n";
     let result = engine.query(sql, limits).await.unwrap();
     let json = orderpulse::kpi::format::json_rows(&result.batches).unwrap();

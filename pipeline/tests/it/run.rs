@@ -64,3 +64,33 @@ async fn run_serves_a_growing_lake_over_http() {
     assert!(csv.starts_with("type,n\n"), "{csv}");
     assert!(csv.contains("order.created,"), "{csv}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_past_their_limits_are_cancelled_with_a_4xx_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _) = crate::common::simulate(dir.path(), &["--days", "2", "--orders-per-day", "1000", "--seed", "8"]);
+    let lake = dir.path().join("lake");
+    crate::common::run_ok(crate::common::orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let limits = [
+        ("ORDERPULSE_API__MAX_RESULT_ROWS", "50"),
+        ("ORDERPULSE_API__MAX_RESULT_BYTES", "4096"),
+        ("ORDERPULSE_API__QUERY_MEMORY_BYTES", "1048576"),
+        ("ORDERPULSE_API__QUERY_TIMEOUT", "1s"),
+    ];
+    let server = Server::start(&lake, &["--no-simulator"], &limits);
+    let client = reqwest::Client::new();
+    let cases = [
+        ("SELECT * FROM order_events", "too_many_rows"),
+        ("SELECT * FROM carrier_events LIMIT 40", "result_too_large"),
+        ("SELECT count(DISTINCT a.event_id || b.event_id) FROM carrier_events a JOIN carrier_events b ON a.tracking_number = b.tracking_number", "query_memory_exceeded"),
+        ("SELECT count(*) FROM generate_series(1, 100000000000)", "query_timeout"),
+    ];
+    for (query, code) in cases {
+        let (status, body) = sql(&client, &server.base, query).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (422, Some(code)), "{query}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.len() > 20), "{query}: {body}");
+    }
+    let (status, body) = sql(&client, &server.base, "SELECT count(*) AS n FROM order_events").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["rows"][0]["n"].as_i64().unwrap() > 1000);
+}

@@ -24,7 +24,7 @@ impl MotoS3 {
     /// Starts moto with extra environment; with authentication enforced, no bucket is
     /// created (that would need credentials too).
     async fn start_with(env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = crate::common::free_port();
         let moto = python().with_file_name("moto_server");
         let enforce_auth = !env.is_empty();
         let child = Command::new(&moto)

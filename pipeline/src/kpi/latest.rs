@@ -1,0 +1,54 @@
+//! A lake table as a DataFusion table that reads the latest committed snapshot at every
+//! scan, for long-lived sessions (the Postgres wire protocol), where a provider pinned
+//! at one snapshot would never see new commits.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::lake::Lake;
+use crate::model::schema::LakeTable;
+
+#[derive(Debug)]
+pub struct LatestSnapshot {
+    lake: Lake,
+    table: LakeTable,
+    /// The schema as the Delta provider presents it (partition columns last), taken when
+    /// the session was built; the tables' schemas are fixed by `model::schema`.
+    schema: SchemaRef,
+}
+
+impl LatestSnapshot {
+    pub fn new(lake: Lake, table: LakeTable, schema: SchemaRef) -> Self {
+        LatestSnapshot { lake, table, schema }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for LatestSnapshot {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    /// Filters help the Delta scan prune files and row groups; DataFusion still applies
+    /// them to the rows.
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        let failed = |e: &dyn std::fmt::Display| DataFusionError::External(format!("{}: {e}", self.table).into());
+        let delta = self.lake.open_table(self.table).await.map_err(|e| failed(&e))?.ok_or_else(|| failed(&"the table does not exist"))?;
+        let provider = delta.table_provider().await.map_err(|e| failed(&e))?;
+        provider.scan(state, projection, filters, limit).await
+    }
+}

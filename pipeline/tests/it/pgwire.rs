@@ -1,0 +1,99 @@
+//! The Postgres wire protocol, with real clients: psql and Python's psycopg connect to
+//! `orderpulse run`, list the tables through the catalog queries they send, read the
+//! same numbers as the HTTP API, see new commits, and are refused anything but reads.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{local_lake, orderpulse, post, python, run_ok, scalar, simulate, Server};
+
+/// Runs psql against the server; returns (success, stdout, stderr).
+fn psql(port: u16, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "orderpulse", "-d", "datafusion", "-X", "-A", "-t"])
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .expect("psql is installed (make test-deps)");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+const PSYCOPG: &str = r#"
+import json, sys
+import psycopg
+out = {}
+with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="orderpulse", dbname="datafusion", autocommit=True) as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
+    out["tables"] = [r[0] for r in cur.fetchall()]
+    cur.execute("SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1")
+    out["pg_class"] = [r[0] for r in cur.fetchall()]
+    cur.execute("SELECT carrier, count(*) AS parcels FROM parcels WHERE carrier = %s GROUP BY carrier", ("dhl",))
+    out["dhl_parcels"] = cur.fetchone()[1]
+    cur.execute("SELECT count(*) FROM order_events")
+    out["order_events"] = cur.fetchone()[0]
+    try:
+        cur.execute("DROP TABLE order_events")
+        out["drop"] = "allowed"
+    except psycopg.Error as e:
+        out["drop"] = e.sqlstate
+print(json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_and_psycopg_query_the_lake_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (events, _) = simulate(dir.path(), &["--days", "2", "--orders-per-day", "300", "--seed", "12"]);
+    let lake = dir.path().join("lake");
+    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let order_events = scalar(&local_lake(&lake), "SELECT count(*) FROM order_events").await;
+    let dhl_parcels = scalar(&local_lake(&lake), "SELECT count(*) FROM parcels WHERE carrier = 'dhl'").await;
+
+    let server = Server::start(&lake, &["--no-simulator"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let count = loop {
+        let (ok, out, err) = psql(server.pg_port, &["-c", "SELECT count(*) FROM order_events"]);
+        if ok || Instant::now() > deadline {
+            assert!(ok, "psql could not query: {err}");
+            break out.trim().parse::<i64>().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(count, order_events);
+
+    // psql's own catalog queries: \dt lists the tables.
+    let (ok, listed, err) = psql(server.pg_port, &["-c", "\\dt"]);
+    assert!(ok, "{err}");
+    for table in ["order_events", "carrier_events", "ticket_events", "quarantine"] {
+        assert!(listed.contains(table), "\\dt does not list {table}:\n{listed}");
+    }
+
+    // Refused: anything but reads, with SQLSTATE 42501.
+    for statement in ["CREATE TABLE stolen (a INT)", "INSERT INTO order_events (event_id) VALUES ('x')", "DROP TABLE order_events"] {
+        let (ok, _, err) = psql(server.pg_port, &["-v", "VERBOSITY=verbose", "-c", statement]);
+        assert!(!ok && err.contains("42501") && err.contains("read-only"), "{statement}: {err}");
+    }
+
+    // A new commit is visible to the long-lived session.
+    let client = reqwest::Client::new();
+    let line = r#"{"event_id":"pg-new-1","type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","merchant_id":"m1","order_id":"o-pg"}"#;
+    let (status, body) = post(&client, &format!("{}/v1/events", server.base), &[("content-type", "application/x-ndjson")], line.into()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (ok, out, err) = psql(server.pg_port, &["-c", "SELECT count(*) FROM order_events WHERE event_id = 'pg-new-1'"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "1");
+
+    // psycopg: information_schema, pg_catalog, a view with a bound parameter, a refusal.
+    let output = run_ok(Command::new(python()).arg("-c").arg(PSYCOPG).arg(server.pg_port.to_string()));
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tables: Vec<&str> = seen["tables"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    for table in ["carrier_events", "order_events", "orders", "parcels", "quarantine", "ticket_events", "tickets"] {
+        assert!(tables.contains(&table), "information_schema lacks {table}: {tables:?}");
+    }
+    assert!(seen["pg_class"].as_array().unwrap().iter().any(|t| t == "order_events"), "{seen}");
+    assert_eq!(seen["dhl_parcels"], dhl_parcels);
+    assert_eq!(seen["order_events"], order_events + 1);
+    assert_eq!(seen["drop"], "42501");
+}
