@@ -20,6 +20,7 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     pub kafka: crate::source::kafka::KafkaConfig,
     pub kpi: KpiConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -32,6 +33,7 @@ impl Default for Config {
             simulator: SimulatorConfig::default(),
             kafka: Default::default(),
             kpi: KpiConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -189,6 +191,15 @@ pub struct KpiConfig {
     pub queries_dir: Option<PathBuf>,
 }
 
+/// Who may call the API and the Postgres port. No keys: authentication is off and every
+/// caller is an admin (the local default; `orderpulse run` warns about it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `[[auth.keys]]` entries: name, role (admin, analyst, merchant), merchant, sha256.
+    pub keys: Vec<crate::api::auth::ApiKey>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
@@ -285,6 +296,9 @@ impl Config {
             if !dir.is_dir() {
                 return bad("kpi.queries_dir", &format!("{} is not a folder", dir.display()));
             }
+        }
+        if let Err(problem) = crate::api::auth::Keys::new(&self.auth.keys) {
+            return bad("auth.keys", &problem);
         }
         if self.api.max_result_rows == 0 {
             return bad("api.max_result_rows", "must be at least 1");

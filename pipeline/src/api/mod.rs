@@ -2,6 +2,7 @@
 //! `POST /v1/events`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
+pub mod auth;
 pub mod pgwire;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use self::auth::{AuthError, Keys, Principal, Role};
 use crate::ingest::http::{HttpIngest, SubmitError};
 use crate::ingest::LineOutcome;
 use crate::kpi::format::{arrow_stream, json_rows, render, OutputFormat};
@@ -35,11 +37,28 @@ struct Inner {
     ingest: Option<HttpIngest>,
     /// Larger request bodies are refused with 413 before they are read to the end.
     max_body_bytes: usize,
+    /// The API keys; none: every caller is an admin.
+    keys: Keys,
 }
 
 impl AppState {
-    pub fn new(engine: SqlEngine, limits: QueryLimits, ingest: Option<HttpIngest>, max_body_bytes: usize) -> Self {
-        AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes }) }
+    pub fn new(engine: SqlEngine, limits: QueryLimits, ingest: Option<HttpIngest>, max_body_bytes: usize, keys: Keys) -> Self {
+        AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes, keys }) }
+    }
+
+    /// Who sent the request, from its `Authorization: Bearer <key>` header.
+    fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        Ok(self.inner.keys.authenticate(key)?)
+    }
+
+    /// The SQL engine showing what the request's caller may see.
+    fn engine_for(&self, headers: &HeaderMap) -> Result<SqlEngine, ApiError> {
+        Ok(self.inner.engine.scoped(self.principal(headers)?.scope()))
     }
 }
 
@@ -74,6 +93,9 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             return (self.status, [(header::RETRY_AFTER, "1")], body).into_response();
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            return (self.status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
         (self.status, body).into_response()
     }
 }
@@ -84,6 +106,16 @@ impl From<SubmitError> for ApiError {
             SubmitError::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
             SubmitError::CommitFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "commit_failed"),
             SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "ingest_stopped"),
+        };
+        ApiError { status, code, message: e.to_string() }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let (status, code) = match e {
+            AuthError::Missing | AuthError::Invalid => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
         };
         ApiError { status, code, message: e.to_string() }
     }
@@ -122,6 +154,7 @@ struct SqlRequest {
 /// Answers in the format the `Accept` header asks for (see [`respond`]).
 async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let engine = state.engine_for(&headers)?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -136,13 +169,14 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     if sql.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_sql", "the query is empty"));
     }
-    let result = state.inner.engine.query(&sql, state.inner.limits).await?;
+    let result = engine.query(&sql, state.inner.limits).await?;
     respond(result, &headers, started)
 }
 
 /// `GET /v1/kpis`: the KPI library: each KPI's name, title, definition and groupings.
-async fn list_kpis(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"kpis": state.inner.engine.library().kpis().collect::<Vec<_>>()}))
+async fn list_kpis(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    state.principal(&headers)?;
+    Ok(Json(json!({"kpis": state.inner.engine.library().kpis().collect::<Vec<_>>()})))
 }
 
 #[derive(Deserialize)]
@@ -163,10 +197,11 @@ async fn kpi(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let engine = state.engine_for(&headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))?;
     let params = KpiParams::parse(q.merchant.as_deref(), q.from.as_deref(), q.to.as_deref(), q.group_by.as_deref(), chrono::Utc::now())
         .map_err(QueryError::from)?;
-    let result = state.inner.engine.kpi(&name, &params, state.inner.limits).await?;
+    let result = engine.kpi(&name, &params, state.inner.limits).await?;
     respond(result, &headers, started)
 }
 
@@ -217,6 +252,10 @@ struct LineAnswer {
 /// lake, with the outcome of every line; 413 for a body over `api.max_body_bytes`, 429
 /// with `Retry-After` when ingest is behind.
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let caller = state.principal(&headers)?;
+    if caller.role != Role::Admin {
+        return Err(AuthError::Forbidden { role: caller.role, action: "send events" }.into());
+    }
     let ingest = state.inner.ingest.as_ref().ok_or(ApiError::from(SubmitError::Stopped))?;
     let limit = state.inner.max_body_bytes;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {

@@ -2,11 +2,19 @@
 //! (DBeaver, Metabase, Grafana) can query the lake. Their catalog queries on connect
 //! (`pg_catalog`, `information_schema`) are answered by `datafusion-pg-catalog`.
 //!
-//! One long-lived session serves every connection: its tables read their latest
-//! snapshot at every scan ([`SqlEngine::live_session`]) and it has the KPI library's
-//! views. It is read-only: anything but a query (and the `SET`/`SHOW`, transaction and
-//! cursor statements clients send on their own) is refused with SQLSTATE 42501.
+//! Logging in: the user is an API key's name and the password the key (cleartext
+//! password authentication, so put TLS in front when it leaves the host). With no keys
+//! configured, any user is let in as an admin.
+//!
+//! Each scope (every merchant's rows, or one merchant's: see `kpi::tenancy`) has one
+//! long-lived session, built at its first login and shared by its connections; its
+//! tables read their latest snapshot at every scan ([`SqlEngine::live_session`]) and it
+//! has the KPI library's views. Sessions are read-only: anything but a query (and the
+//! `SET`/`SHOW`, transaction and cursor statements clients send on their own) is refused
+//! with SQLSTATE 42501.
 
+use std::collections::HashMap;
+use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,24 +28,222 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::pgwire::api::results::Response;
-use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, DefaultServerParameterProvider, StartupHandler,
+};
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    METADATA_USER,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use datafusion_postgres::{QueryHook, ServerOptions};
+use datafusion_postgres::pgwire::messages::startup::Authentication;
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::{DfSessionService, QueryHook, ServerOptions};
+use futures::{Sink, SinkExt};
+use tokio::sync::Mutex;
 
-use crate::kpi::SqlEngine;
+use super::auth::Keys;
+use crate::kpi::{Scope, SqlEngine};
 
 /// Serves Postgres clients on `listen` until the task is dropped. Fails at once if the
 /// address cannot be bound.
-pub async fn serve(engine: &SqlEngine, listen: SocketAddr) -> anyhow::Result<()> {
-    let ctx = engine.live_session().await?;
-    setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default()))
-        .map_err(|e| anyhow::anyhow!("setting up pg_catalog: {e}"))?;
-    let hooks: Vec<Arc<dyn QueryHook>> =
-        vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
+pub async fn serve(engine: SqlEngine, keys: Keys, listen: SocketAddr) -> anyhow::Result<()> {
+    let sessions = Arc::new(Sessions { engine, services: Mutex::new(HashMap::new()) });
+    // The parser's two plan-only methods need no session; an empty one serves them.
+    let template = DfSessionService::new(Arc::new(SessionContext::new())).query_parser();
+    let handlers = Handlers {
+        startup: Arc::new(KeyLogin { keys, ids: RandomPidSecretKeyGenerator::default() }),
+        queries: Arc::new(Dispatch { parser: Arc::new(ScopedParser { sessions: sessions.clone(), template }), sessions }),
+    };
     let options = ServerOptions::new().with_host(listen.ip().to_string()).with_port(listen.port());
-    datafusion_postgres::serve_with_hooks(Arc::new(ctx), &options, hooks).await?;
+    datafusion_postgres::serve_with_handlers(Arc::new(handlers), &options).await?;
     Ok(())
+}
+
+/// Where a logged-in connection's scope is kept (client metadata).
+const SCOPE_KEY: &str = "orderpulse.merchant";
+/// The metadata value of [`Scope::All`] (a merchant id is never empty).
+const ALL_MERCHANTS: &str = "";
+
+struct Handlers {
+    startup: Arc<KeyLogin>,
+    queries: Arc<Dispatch>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+/// Password login against the API keys; records the caller's scope on the connection.
+struct KeyLogin {
+    keys: Keys,
+    ids: RandomPidSecretKeyGenerator,
+}
+
+impl KeyLogin {
+    async fn admit<C>(&self, client: &mut C, scope: Scope) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let merchant = match scope {
+            Scope::All => ALL_MERCHANTS.to_owned(),
+            Scope::Merchant(merchant) => merchant,
+        };
+        client.metadata_mut().insert(SCOPE_KEY.to_owned(), merchant);
+        let (pid, secret) = self.ids.generate(client);
+        client.set_pid_and_secret_key(pid, secret);
+        finish_authentication(client, &DefaultServerParameterProvider::default()).await
+    }
+}
+
+#[async_trait::async_trait]
+impl StartupHandler for KeyLogin {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                if !self.keys.enabled() {
+                    return self.admit(client, Scope::All).await;
+                }
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client.send(PgWireBackendMessage::Authentication(Authentication::CleartextPassword)).await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let password = password.into_password()?;
+                let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+                match self.keys.authenticate_user(&user, &password.password) {
+                    Ok(principal) => return self.admit(client, principal.scope()).await,
+                    Err(_) => return Err(PgWireError::InvalidPassword(user)),
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// One session service per scope, built at the scope's first query.
+struct Sessions {
+    engine: SqlEngine,
+    services: Mutex<HashMap<Scope, Arc<DfSessionService>>>,
+}
+
+impl Sessions {
+    async fn for_client<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<DfSessionService>> {
+        let scope = match client.metadata().get(SCOPE_KEY).map(String::as_str) {
+            None => return Err(user_error("28000", "not logged in".into())),
+            Some(ALL_MERCHANTS) => Scope::All,
+            Some(merchant) => Scope::Merchant(merchant.to_owned()),
+        };
+        let mut services = self.services.lock().await;
+        if let Some(service) = services.get(&scope) {
+            return Ok(service.clone());
+        }
+        let ctx = self.engine.scoped(scope.clone()).live_session().await.map_err(|e| user_error("58000", e.to_string()))?;
+        setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error("58000", e.to_string()))?;
+        let hooks: Vec<Arc<dyn QueryHook>> =
+            vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
+        let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
+        services.insert(scope, service.clone());
+        Ok(service)
+    }
+}
+
+fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
+}
+
+/// The query handlers: each query goes to the session of its connection's scope.
+struct Dispatch {
+    sessions: Arc<Sessions>,
+    parser: Arc<ScopedParser>,
+}
+
+type DfStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
+
+#[async_trait::async_trait]
+impl SimpleQueryHandler for Dispatch {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let service = self.sessions.for_client(client).await?;
+        SimpleQueryHandler::do_query(service.as_ref(), client, query).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ExtendedQueryHandler for Dispatch {
+    type Statement = DfStatement;
+    type QueryParser = ScopedParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let service = self.sessions.for_client(client).await?;
+        ExtendedQueryHandler::do_query(service.as_ref(), client, portal, max_rows).await
+    }
+}
+
+/// Plans prepared statements in the session of the connection's scope.
+struct ScopedParser {
+    sessions: Arc<Sessions>,
+    template: Arc<<DfSessionService as ExtendedQueryHandler>::QueryParser>,
+}
+
+#[async_trait::async_trait]
+impl QueryParser for ScopedParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let service = self.sessions.for_client(client).await?;
+        service.query_parser().parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.template.get_parameter_types(statement)
+    }
+
+    fn get_result_schema(&self, statement: &Self::Statement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        self.template.get_result_schema(statement, format)
+    }
 }
 
 /// Refuses every statement that is not a read. Runs after the built-in hooks, which
@@ -61,7 +267,7 @@ impl ReadOnly {
         }
         let verb = statement.to_string().split_whitespace().next().unwrap_or_default().to_uppercase();
         let message = format!("statement refused: orderpulse is read-only ({verb} is not allowed; only queries are)");
-        Some(PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), "42501".into(), message))))
+        Some(user_error("42501", message))
     }
 }
 

@@ -2,6 +2,7 @@
 //! subcommand is a thin shell over the library; errors end as one line on stderr and a
 //! non-zero exit code, never a panic or a backtrace.
 
+mod auth;
 mod consume;
 mod ingest;
 mod kpi;
@@ -81,6 +82,11 @@ enum Command {
     },
     /// Run everything: the simulator streaming into the lake, and the HTTP API.
     Run(run::Args),
+    /// API keys for HTTP and Postgres clients.
+    Auth {
+        #[command(subcommand)]
+        command: auth::Command,
+    },
 }
 
 /// Parses the command line, runs the subcommand, and turns any error into one line.
@@ -114,6 +120,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Consume(args) => consume::execute(args, config).await,
             Command::Lake { command } => lake::execute(command, &config).await,
             Command::Run(args) => run::execute(args, config).await,
+            Command::Auth { command } => auth::execute(command),
         }
     })
 }

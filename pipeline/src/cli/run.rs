@@ -94,12 +94,16 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         lake.open_or_create(table).await?;
     }
     let engine = super::sql_engine(lake.clone(), &config)?;
+    let keys = crate::api::auth::Keys::new(&config.auth.keys).map_err(anyhow::Error::msg).context("auth.keys")?;
+    if !keys.enabled() {
+        tracing::warn!("no API keys configured (auth.keys): every caller is an admin; fine on localhost, not on a network");
+    }
     let postgres = match config.api.pg_listen.as_str() {
         "off" => None,
         listen => {
             let address: std::net::SocketAddr = listen.parse().context("api.pg_listen")?;
-            let engine = engine.clone();
-            Some((address, tokio::spawn(async move { crate::api::pgwire::serve(&engine, address).await })))
+            let (engine, keys) = (engine.clone(), keys.clone());
+            Some((address, tokio::spawn(async move { crate::api::pgwire::serve(engine, keys, address).await })))
         }
     };
     let state = AppState::new(
@@ -107,6 +111,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         QueryLimits::from_config(&config.api),
         Some(http_ingest),
         config.api.max_body_bytes,
+        keys.clone(),
     );
     let postgres_line = match &postgres {
         Some((pg, _)) => format!("psql -h {} -p {} -U orderpulse", pg.ip(), pg.port()),

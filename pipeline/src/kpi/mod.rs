@@ -8,6 +8,9 @@
 pub mod format;
 mod latest;
 pub mod library;
+mod tenancy;
+
+pub use tenancy::Scope;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,16 +121,23 @@ impl QueryResult {
 pub struct SqlEngine {
     lake: Lake,
     library: Arc<Library>,
+    /// Whose rows the sessions show (see [`tenancy`]).
+    scope: Scope,
 }
 
 impl SqlEngine {
     /// An engine with the KPI library built into the binary.
     pub fn new(lake: Lake) -> Self {
-        SqlEngine { lake, library: Library::builtin() }
+        SqlEngine { lake, library: Library::builtin(), scope: Scope::All }
     }
 
     pub fn with_library(lake: Lake, library: Arc<Library>) -> Self {
-        SqlEngine { lake, library }
+        SqlEngine { lake, library, scope: Scope::All }
+    }
+
+    /// The same engine, showing only what `scope` may see.
+    pub fn scoped(&self, scope: Scope) -> Self {
+        SqlEngine { scope, ..self.clone() }
     }
 
     pub fn library(&self) -> &Library {
@@ -150,28 +160,41 @@ impl SqlEngine {
     /// `memory_limit`: the bytes the session's queries may hold together (none: unbounded).
     async fn build_session(&self, live: bool, memory_limit: Option<usize>) -> Result<SessionContext, LakeError> {
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = match memory_limit {
-            Some(bytes) => {
-                let runtime = RuntimeEnvBuilder::new()
-                    .with_memory_limit(bytes, 1.0)
-                    .build_arc()
-                    .map_err(|e| LakeError::Other { what: "a query's memory pool", message: e.to_string() })?;
-                SessionContext::new_with_config_rt(config, runtime)
-            }
-            None => SessionContext::new_with_config(config),
-        };
+        let runtime = match memory_limit {
+            Some(bytes) => RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0),
+            None => RuntimeEnvBuilder::new(),
+        }
+        .build_arc()
+        .map_err(|e| LakeError::Other { what: "a query's runtime", message: e.to_string() })?;
+        // The lake's tables as they are. For a merchant they stay in a private catalog
+        // and the session gets restricted views of them under the same names.
+        let raw = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
+        let mut tables = Vec::new();
         for table in LakeTable::ALL {
             let Some(delta) = self.lake.open_table(table).await? else { continue };
             let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
             let provider = delta.table_provider().await.map_err(|e| data_error(&e))?;
-            delta.update_datafusion_session(&ctx.state()).map_err(LakeError::table(table))?;
+            delta.update_datafusion_session(&raw.state()).map_err(LakeError::table(table))?;
             let provider: Arc<dyn datafusion::datasource::TableProvider> = if live {
                 Arc::new(latest::LatestSnapshot::new(self.lake.clone(), table, provider.schema()))
             } else {
                 provider
             };
-            ctx.register_table(table.name(), provider).map_err(|e| data_error(&e))?;
+            raw.register_table(table.name(), provider).map_err(|e| data_error(&e))?;
+            tables.push(table);
         }
+        let ctx = match &self.scope {
+            Scope::All => raw,
+            Scope::Merchant(merchant) => {
+                let ctx = SessionContext::new_with_config_rt(config, runtime);
+                for table in tables {
+                    let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
+                    let view = tenancy::restricted(&raw, table, merchant).await.map_err(|e| data_error(&e))?;
+                    ctx.register_table(table.name(), view).map_err(|e| data_error(&e))?;
+                }
+                ctx
+            }
+        };
         for (name, statement) in self.library.views() {
             // A view over a table the lake does not have yet (a new lake) is left out; a
             // query naming it then says the table is not found.

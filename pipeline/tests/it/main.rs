@@ -14,3 +14,4 @@ mod memory_lake;
 mod pgwire;
 mod run;
 mod s3_lake;
+mod tenancy;
