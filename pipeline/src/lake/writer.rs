@@ -129,7 +129,15 @@ pub struct LakeWriter {
     tables: BTreeMap<LakeTable, DeltaTable>,
     /// Positions of the parts tracked so far, as of the last commit or [`Self::track`].
     positions: TablePositions,
+    /// Per table: the version of the last checkpoint started here, and the task
+    /// writing it (see [`CHECKPOINT_EVERY`]).
+    checkpoints: BTreeMap<LakeTable, (u64, Option<tokio::task::JoinHandle<()>>)>,
 }
+
+/// A table's log gets a checkpoint every this many versions. deltalake would write it
+/// inside every hundredth commit, making that commit (and every request waiting on it)
+/// as slow as rewriting the table's whole log state; here it runs beside the commits.
+const CHECKPOINT_EVERY: u64 = 100;
 
 impl LakeWriter {
     /// Opens (creating if needed) every table.
@@ -138,7 +146,7 @@ impl LakeWriter {
         for table in LakeTable::ALL {
             tables.insert(table, lake.open_or_create(table).await?);
         }
-        Ok(LakeWriter { tables, positions: TablePositions::default() })
+        Ok(LakeWriter { tables, positions: TablePositions::default(), checkpoints: BTreeMap::new() })
     }
 
     /// Reads the positions of `parts` from the tables' latest versions (another writer
@@ -183,6 +191,9 @@ impl LakeWriter {
         for task in tasks {
             let (table, delta, result) =
                 task.await.map_err(|e| LakeError::Other { what: "a table commit task", message: e.to_string() })?;
+            if result.is_ok() {
+                self.checkpoint_if_due(table, &delta);
+            }
             self.tables.insert(table, delta);
             match result {
                 Ok(()) => parts.iter().for_each(|(part, position)| self.positions.record(table, part, Some(*position))),
@@ -193,9 +204,33 @@ impl LakeWriter {
     }
 }
 
-/// Writes one table's rows (maybe none) and commits them with the parts' `txn`s.
+impl LakeWriter {
+    /// Starts a background checkpoint of `table` at its current version once
+    /// [`CHECKPOINT_EVERY`] versions have passed since the last one started here (other
+    /// writers' commits count too) and that one has finished. A failed checkpoint costs
+    /// only read speed (readers replay more JSON); it is logged, and the next one tries
+    /// again.
+    fn checkpoint_if_due(&mut self, table: LakeTable, delta: &DeltaTable) {
+        let Some(version) = delta.version() else { return };
+        // Before this writer's first checkpoint, count from the last multiple.
+        let (last, running) = self.checkpoints.entry(table).or_insert((version / CHECKPOINT_EVERY * CHECKPOINT_EVERY, None));
+        if version < *last + CHECKPOINT_EVERY || running.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let delta = delta.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = deltalake::checkpoints::create_checkpoint(&delta, None).await {
+                tracing::warn!(%table, version, %error, "log checkpoint failed; the next one will try again");
+            }
+        });
+        self.checkpoints.insert(table, (version, Some(task)));
+    }
+}
+
+/// Writes one table's rows (maybe none) and commits them with the parts' `txn`s. The
+/// checkpoint deltalake would write inside the commit is left to the writer.
 async fn commit_table(delta: &mut DeltaTable, rows: RecordBatch, txns: Vec<Transaction>) -> Result<(), deltalake::DeltaTableError> {
-    let properties = CommitProperties::default().with_application_transactions(txns);
+    let properties = CommitProperties::default().with_application_transactions(txns).with_create_checkpoint(false);
     let mut writer = RecordBatchWriter::for_table(delta)?.with_commit_properties(properties);
     if rows.num_rows() > 0 {
         writer.write(rows).await?;

@@ -113,3 +113,27 @@ async fn duplicates_across_inputs_are_recognised_and_stdin_works() {
     assert_eq!(orders["rows"].as_i64().unwrap(), files_before, "{info}");
     assert!(dir.path().join("lake/order_events/_delta_log/_last_checkpoint").exists(), "no checkpoint written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_checkpointed_beside_the_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let server = crate::common::Server::start(&lake, &["--no-simulator"], &[]);
+    // One request at a time: one commit per table each, well over 100 commits.
+    let client = reqwest::Client::new();
+    for i in 0..130 {
+        let line = format!(r#"{{"event_id":"cp-{i}","type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","merchant_id":"m1","order_id":"o-{i}"}}"#);
+        let (status, _) = crate::common::post(&client, &format!("{}/v1/events", server.base), &[], line.into_bytes()).await;
+        assert_eq!(status, 200);
+    }
+    let log = lake.join("order_events/_delta_log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let checkpoint = log.join("00000000000000000100.checkpoint.parquet");
+    while !checkpoint.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let names: Vec<String> = std::fs::read_dir(&log).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(checkpoint.exists(), "no checkpoint at version 100 in {names:?}");
+    // Readers use it, and the table still reads whole.
+    assert_eq!(scalar(&local_lake(&lake), "SELECT count(*) FROM order_events").await, 130);
+}
