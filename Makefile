@@ -26,6 +26,7 @@ bench: bench-deps
 	PYTHON=$(abspath $(PYTHON)) benches/e2e/ingest
 	PYTHON=$(abspath $(PYTHON)) benches/e2e/http
 	benches/e2e/kafka
+	PYTHON=$(abspath $(PYTHON)) benches/e2e/kpi
 
 # The Python peers live in a project-local virtualenv, so nothing system-wide changes;
 # psql (a real Postgres client for the wire-protocol tests) comes from the system.

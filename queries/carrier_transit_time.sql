@@ -24,8 +24,8 @@ FROM (
         CASE $group_by
             WHEN 'merchant' THEN merchant_id
             WHEN 'carrier' THEN carrier
-            WHEN 'service_level' THEN carrier || '/' || service_level
-            WHEN 'lane' THEN carrier || '/' || service_level || ' ' || origin || ' > ' || destination
+            WHEN 'service_level' THEN carrier_service
+            WHEN 'lane' THEN lane
             WHEN 'day' THEN CAST(CAST(delivered_at AS DATE) AS VARCHAR)
             WHEN 'week' THEN CAST(CAST(date_trunc('week', delivered_at) AS DATE) AS VARCHAR)
             ELSE 'all'

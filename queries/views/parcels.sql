@@ -9,7 +9,8 @@
 --   returned_at      first `returned_to_sender` scan
 --   lost_at          first `exception` scan with sub-status `lost`
 -- origin is the region (`country-region`) of the pickup scan, destination the customer's
--- region from `order.created`; together with carrier and service level they make the lane.
+-- region from `order.created`; together with carrier and service level they make the lane
+-- (`lane`: `dhl/express DE-NW > DE-BE`; `carrier_service`: `dhl/express`).
 -- last_status is the status of the latest scan by event time (ties: the later event id).
 -- Scans for tracking numbers no `order.shipped` names are not parcels yet (see
 -- `carrier_events`).
@@ -60,6 +61,9 @@ SELECT
     o.promised_to,
     pickup.location_country || '-' || pickup.location_region AS origin,
     o.customer_country || '-' || o.customer_region AS destination,
+    s.carrier || '/' || s.service_level AS carrier_service,
+    s.carrier || '/' || s.service_level || ' ' || pickup.location_country || '-' || pickup.location_region
+        || ' > ' || o.customer_country || '-' || o.customer_region AS lane,
     coalesce(t.scans, 0) AS scans,
     t.picked_up_at,
     t.first_attempt_at,

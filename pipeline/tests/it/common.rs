@@ -40,6 +40,28 @@ pub fn simulate(dir: &Path, args: &[&str]) -> (PathBuf, Value) {
     (path, serde_json::from_slice(&truth).expect("the truth file is JSON"))
 }
 
+/// Simulates `args` into `dir` and ingests it into `dir/lake`; returns the lake's
+/// folder, the events file and the ground truth.
+pub fn simulated_lake(dir: &Path, args: &[&str]) -> (PathBuf, PathBuf, Value) {
+    let (events, truth) = simulate(dir, args);
+    let lake = dir.join("lake");
+    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    (lake, events, truth)
+}
+
+/// Runs psql against `orderpulse run`'s Postgres port as `user` (password: an API key,
+/// ignored when none are configured); returns (success, stdout, stderr).
+pub fn psql(port: u16, user: &str, password: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", "datafusion", "-X", "-A", "-t"])
+        .args(args)
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "5")
+        .output()
+        .expect("psql is installed (make test-deps)");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// A lake in a local folder.
 pub fn local_lake(path: &Path) -> Lake {
     Lake::open(path.to_str().unwrap(), Default::default()).unwrap()

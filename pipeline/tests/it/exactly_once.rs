@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::common::{lake_counts, local_lake, orderpulse, run_ok, scalar, simulate, truth_malformed};
+use crate::common::{lake_counts, local_lake, orderpulse, run_ok, scalar, simulate, simulated_lake, truth_malformed};
 
 /// Starts `ingest` six times and SIGKILLs it each time after a random number of further
 /// commits (as `commits` counts them): sometimes between two tables' commits of one
@@ -79,9 +79,7 @@ async fn kill_nine_during_file_ingest_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_across_inputs_are_recognised_and_stdin_works() {
     let dir = tempfile::tempdir().unwrap();
-    let (events, truth) = simulate(dir.path(), &["--days", "1", "--orders-per-day", "400", "--seed", "5"]);
-    let lake = dir.path().join("lake");
-    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let (lake, events, truth) = simulated_lake(dir.path(), &["--days", "1", "--orders-per-day", "400", "--seed", "5"]);
 
     // The same events again, through stdin and as a gzip file: all duplicates.
     let gz = dir.path().join("again.ndjson.gz");

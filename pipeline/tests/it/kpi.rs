@@ -10,7 +10,7 @@ use orderpulse::kpi::library::{KpiParams, Library};
 use orderpulse::kpi::{QueryLimits, SqlEngine};
 use serde_json::{json, Value};
 
-use crate::common::{local_lake, orderpulse, python, run_ok, simulate, Server};
+use crate::common::{local_lake, orderpulse, python, run_ok, simulated_lake, Server};
 
 const FROM: &str = "2026-10-01T00:00:00Z";
 const TO: &str = "2027-01-01T00:00:00Z";
@@ -67,9 +67,7 @@ async fn every_kpi_matches_duckdb_and_the_simulated_rates_are_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("scenario.toml");
     std::fs::write(&scenario, SCENARIO).unwrap();
-    let (events, _) = simulate(dir.path(), &["--scenario", scenario.to_str().unwrap()]);
-    let lake = dir.path().join("lake");
-    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let (lake, _, _) = simulated_lake(dir.path(), &["--scenario", scenario.to_str().unwrap()]);
     let engine = SqlEngine::new(local_lake(&lake));
 
     // Each KPI by its default grouping over all merchants, and by another of its
@@ -134,9 +132,7 @@ async fn every_kpi_matches_duckdb_and_the_simulated_rates_are_recovered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kpis_over_http_and_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let (events, _) = simulate(dir.path(), &["--days", "3", "--orders-per-day", "400", "--seed", "31"]);
-    let lake = dir.path().join("lake");
-    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let (lake, _, _) = simulated_lake(dir.path(), &["--days", "3", "--orders-per-day", "400", "--seed", "31"]);
     let expected = run_kpi(&SqlEngine::new(local_lake(&lake)), "on_time_delivery_rate", Some("m_lotus"), "day").await;
     assert!(!expected.is_empty());
 

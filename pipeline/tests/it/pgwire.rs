@@ -7,17 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{local_lake, orderpulse, post, python, run_ok, scalar, simulate, Server};
+use crate::common::{local_lake, post, python, run_ok, scalar, simulated_lake, Server};
 
-/// Runs psql against the server; returns (success, stdout, stderr).
+/// psql as any user: the server has no keys configured.
 fn psql(port: u16, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "orderpulse", "-d", "datafusion", "-X", "-A", "-t"])
-        .args(args)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .output()
-        .expect("psql is installed (make test-deps)");
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    crate::common::psql(port, "orderpulse", "", args)
 }
 
 const PSYCOPG: &str = r#"
@@ -45,9 +39,7 @@ print(json.dumps(out))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_and_psycopg_query_the_lake_read_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (events, _) = simulate(dir.path(), &["--days", "2", "--orders-per-day", "300", "--seed", "12"]);
-    let lake = dir.path().join("lake");
-    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let (lake, _, _) = simulated_lake(dir.path(), &["--days", "2", "--orders-per-day", "300", "--seed", "12"]);
     let order_events = scalar(&local_lake(&lake), "SELECT count(*) FROM order_events").await;
     let dhl_parcels = scalar(&local_lake(&lake), "SELECT count(*) FROM parcels WHERE carrier = 'dhl'").await;
 

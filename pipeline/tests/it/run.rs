@@ -68,9 +68,7 @@ async fn run_serves_a_growing_lake_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_past_their_limits_are_cancelled_with_a_4xx_and_the_server_stays_up() {
     let dir = tempfile::tempdir().unwrap();
-    let (events, _) = crate::common::simulate(dir.path(), &["--days", "2", "--orders-per-day", "1000", "--seed", "8"]);
-    let lake = dir.path().join("lake");
-    crate::common::run_ok(crate::common::orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let (lake, _, _) = crate::common::simulated_lake(dir.path(), &["--days", "2", "--orders-per-day", "1000", "--seed", "8"]);
     let limits = [
         ("ORDERPULSE_API__MAX_RESULT_ROWS", "50"),
         ("ORDERPULSE_API__MAX_RESULT_BYTES", "4096"),

@@ -12,7 +12,7 @@ use orderpulse::api::auth::sha256_hex;
 use orderpulse::kpi::format::json_rows;
 use serde_json::{json, Value};
 
-use crate::common::{local_lake, orderpulse, post, python, run_ok, scalar, simulate, Server};
+use crate::common::{local_lake, post, python, run_ok, scalar, simulated_lake, Server};
 
 const ADMIN: &str = "op_test_admin_key";
 const ANALYST: &str = "op_test_analyst_key";
@@ -49,13 +49,7 @@ fn first_column(body: &[u8]) -> BTreeSet<String> {
 }
 
 fn psql(port: u16, user: &str, password: &str, query: &str) -> (bool, String, String) {
-    let output = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", user, "-d", "datafusion", "-X", "-A", "-t", "-c", query])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .output()
-        .expect("psql is installed (make test-deps)");
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    crate::common::psql(port, user, password, &["-c", query])
 }
 
 /// Runs a KPI file through psycopg as `user`: the file's `$name` parameters become
@@ -81,9 +75,7 @@ print(json.dumps({"tables": tables, "rows": rows}))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let (events, _) = simulate(dir.path(), &["--days", "2", "--orders-per-day", "400", "--seed", "5", "--malformed", "0.01"]);
-    let lake = dir.path().join("lake");
-    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake));
+    let (lake, _, _) = simulated_lake(dir.path(), &["--days", "2", "--orders-per-day", "400", "--seed", "5", "--malformed", "0.01"]);
     let config_file = dir.path().join("orderpulse.toml");
     std::fs::write(&config_file, config()).unwrap();
 
