@@ -1,5 +1,5 @@
-//! Embeds the KPI library (`queries/*.sql`) and its views (`queries/views/*.sql`) in the
-//! binary, so an installed `orderpulse` carries the same definitions as the repository.
+//! Embeds the KPI library (`queries/*.sql`), its views (`queries/views/*.sql`) and its
+//! rollups (`queries/rollups/*.sql`) in the binary, so an installed `orderpulse` carries the same definitions as the repository.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -8,8 +8,9 @@ fn main() {
     let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("../queries");
     println!("cargo:rerun-if-changed={}", queries.display());
     println!("cargo:rerun-if-changed={}", queries.join("views").display());
+    println!("cargo:rerun-if-changed={}", queries.join("rollups").display());
     let mut out = String::new();
-    for (name, folder) in [("KPI_FILES", queries.clone()), ("VIEW_FILES", queries.join("views"))] {
+    for (name, folder) in [("KPI_FILES", queries.clone()), ("VIEW_FILES", queries.join("views")), ("ROLLUP_FILES", queries.join("rollups"))] {
         let mut files: Vec<_> = std::fs::read_dir(&folder)
             .unwrap_or_else(|e| panic!("reading {}: {e}", folder.display()))
             .filter_map(Result::ok)

@@ -183,12 +183,24 @@ impl Default for SimulatorConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KpiConfig {
-    /// A folder laid out like the repository's `queries/` (KPI files, `views/`) to use
-    /// instead of the library built into the binary.
+    /// A folder laid out like the repository's `queries/` (KPI files, `views/`,
+    /// `rollups/`) to use instead of the library built into the binary.
     pub queries_dir: Option<PathBuf>,
+    /// How often `orderpulse run` recomputes the rollups (`kpi_daily_*`).
+    #[serde(with = "humantime_serde")]
+    pub rollup_interval: Duration,
+    /// How many recent days each rollup run recomputes: the window in which late events
+    /// correct past days (`orderpulse kpi rollup --full` recomputes all).
+    pub rollup_days: u32,
+}
+
+impl Default for KpiConfig {
+    fn default() -> Self {
+        KpiConfig { queries_dir: None, rollup_interval: Duration::from_secs(300), rollup_days: 35 }
+    }
 }
 
 /// Who may call the API and the Postgres port. No keys: authentication is off and every
@@ -291,6 +303,12 @@ impl Config {
         }
         if self.kafka.group_id.trim().is_empty() {
             return bad("kafka.group_id", "is empty");
+        }
+        if self.kpi.rollup_interval.is_zero() {
+            return bad("kpi.rollup_interval", "must be longer than zero");
+        }
+        if self.kpi.rollup_days == 0 {
+            return bad("kpi.rollup_days", "must be at least 1");
         }
         if let Some(dir) = &self.kpi.queries_dir {
             if !dir.is_dir() {

@@ -1,9 +1,11 @@
 //! `orderpulse kpi NAME --merchant M --from D --to D --group-by G`: one KPI of the
-//! library, printed; `orderpulse kpi list`: the library.
+//! library, printed; `orderpulse kpi list`: the library; `orderpulse kpi rollup`: the
+//! daily rollup tables recomputed.
 
 use crate::config::Config;
 use crate::kpi::format::OutputFormat;
 use crate::kpi::library::KpiParams;
+use crate::kpi::rollup::{self, Window};
 use crate::kpi::QueryLimits;
 
 #[derive(clap::Args)]
@@ -38,19 +40,47 @@ enum Command {
         #[arg(long)]
         definitions: bool,
     },
+    /// Recompute the daily rollup tables (kpi_daily_*) for the recent days.
+    Rollup {
+        /// How many recent days (overrides kpi.rollup_days).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Recompute every day.
+        #[arg(long, conflicts_with = "days")]
+        full: bool,
+        #[command(flatten)]
+        lake: super::LakeArg,
+    },
 }
 
 pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
-    let engine = super::sql_engine(args.lake.open(config)?, config)?;
-    if let Some(Command::List { definitions }) = args.command {
-        for kpi in engine.library().kpis() {
-            println!("{:<30} {}  [group by: {}]", kpi.name, kpi.title, kpi.group_by.join(", "));
-            if definitions {
-                println!("{}\n", textwrap_indent(&kpi.definition));
+    match args.command {
+        Some(Command::List { definitions }) => {
+            let engine = super::sql_engine(args.lake.open(config)?, config)?;
+            for kpi in engine.library().kpis() {
+                println!("{:<30} {}  [group by: {}]", kpi.name, kpi.title, kpi.group_by.join(", "));
+                if definitions {
+                    println!("{}\n", textwrap_indent(&kpi.definition));
+                }
             }
+            return Ok(());
         }
-        return Ok(());
+        Some(Command::Rollup { days, full, lake }) => {
+            let lake = lake.open(config)?;
+            let engine = super::sql_engine(lake.clone(), config)?;
+            let window = if full {
+                Window::Full
+            } else {
+                Window::trailing(days.unwrap_or(config.kpi.rollup_days), chrono::Utc::now().date_naive())
+            };
+            for rolled in rollup::run(&engine, &lake, window, QueryLimits::time_only(config.api.query_timeout * 20)).await? {
+                println!("{:<24} {} rows", rolled.table, rolled.rows);
+            }
+            return Ok(());
+        }
+        None => {}
     }
+    let engine = super::sql_engine(args.lake.open(config)?, config)?;
     let Some(name) = args.name else {
         anyhow::bail!("name a KPI (orderpulse kpi on_time_delivery_rate), or list them with `orderpulse kpi list`");
     };

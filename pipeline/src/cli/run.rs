@@ -106,6 +106,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
             Some((address, tokio::spawn(async move { crate::api::pgwire::serve(engine, keys, address).await })))
         }
     };
+    tokio::spawn(roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), config.api.query_timeout));
     let state = AppState::new(
         engine,
         QueryLimits::from_config(&config.api),
@@ -137,6 +138,28 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         served = postgres => {
             let error = served.context("the Postgres task failed")?.err().unwrap_or_else(|| anyhow::anyhow!("it stopped"));
             Err(error.context(format!("cannot serve Postgres clients on {pg_address} (api.pg_listen)")))
+        }
+    }
+}
+
+/// Recomputes the KPI rollups every `kpi.rollup_interval`: the first time every day if a
+/// rollup table is missing, then the last `kpi.rollup_days` days. A failed run is logged
+/// and the next one tries again.
+async fn roll_up_periodically(engine: crate::kpi::SqlEngine, lake: crate::lake::Lake, kpi: crate::config::KpiConfig, timeout: std::time::Duration) {
+    use crate::kpi::rollup::{self, Window};
+    let limits = crate::kpi::QueryLimits::time_only(timeout * 20);
+    let mut ticks = tokio::time::interval(kpi.rollup_interval);
+    loop {
+        ticks.tick().await;
+        let mut missing = false;
+        for (name, _) in engine.library().rollups() {
+            missing |= lake.open_derived(name).await.map_or(true, |t| t.is_none());
+        }
+        let window = if missing { Window::Full } else { Window::trailing(kpi.rollup_days, chrono::Utc::now().date_naive()) };
+        let started = std::time::Instant::now();
+        match rollup::run(&engine, &lake, window, limits).await {
+            Ok(rolled) => tracing::info!(?window, rows = rolled.iter().map(|r| r.rows).sum::<usize>(), elapsed = ?started.elapsed(), "KPI rollups recomputed"),
+            Err(error) => tracing::warn!(%error, "KPI rollups failed; the next run tries again"),
         }
     }
 }

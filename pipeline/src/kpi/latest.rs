@@ -12,20 +12,21 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::lake::Lake;
-use crate::model::schema::LakeTable;
 
 #[derive(Debug)]
 pub struct LatestSnapshot {
     lake: Lake,
-    table: LakeTable,
+    /// The table's name (its folder under the lake's root).
+    table: String,
     /// The schema as the Delta provider presents it (partition columns last), taken when
-    /// the session was built; the tables' schemas are fixed by `model::schema`.
+    /// the session was built; the tables' schemas are fixed by `model::schema` and the
+    /// rollup queries.
     schema: SchemaRef,
 }
 
 impl LatestSnapshot {
-    pub fn new(lake: Lake, table: LakeTable, schema: SchemaRef) -> Self {
-        LatestSnapshot { lake, table, schema }
+    pub fn new(lake: Lake, table: &str, schema: SchemaRef) -> Self {
+        LatestSnapshot { lake, table: table.to_owned(), schema }
     }
 }
 
@@ -47,7 +48,7 @@ impl TableProvider for LatestSnapshot {
 
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
         let failed = |e: &dyn std::fmt::Display| DataFusionError::External(format!("{}: {e}", self.table).into());
-        let delta = self.lake.open_table(self.table).await.map_err(|e| failed(&e))?.ok_or_else(|| failed(&"the table does not exist"))?;
+        let delta = self.lake.open_derived(&self.table).await.map_err(|e| failed(&e))?.ok_or_else(|| failed(&"the table does not exist"))?;
         let provider = delta.table_provider().await.map_err(|e| failed(&e))?;
         provider.scan(state, projection, filters, limit).await
     }

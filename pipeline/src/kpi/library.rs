@@ -1,5 +1,5 @@
-//! The KPI library: one SQL file per KPI in `queries/`, and the views they share in
-//! `queries/views/`.
+//! The KPI library: one SQL file per KPI in `queries/`, the views they share in
+//! `queries/views/`, and the daily rollups in `queries/rollups/` (see [`super::rollup`]).
 //!
 //! A KPI file starts with a comment block: its title on the first line, a
 //! `group_by: a, b, ...` line naming the groupings it supports (the first is the
@@ -157,6 +157,8 @@ pub struct Library {
     kpis: BTreeMap<String, Kpi>,
     /// `CREATE VIEW` statements, in file-name order (a view may use the ones before it).
     views: Vec<(String, String)>,
+    /// Rollup queries by table name: daily rows for `$from <= day < $to`.
+    rollups: Vec<(String, String)>,
 }
 
 impl Library {
@@ -166,15 +168,15 @@ impl Library {
         BUILTIN
             .get_or_init(|| {
                 let files = embedded::KPI_FILES.iter().map(|(n, t)| (n.to_string(), t.to_string()));
-                let views = embedded::VIEW_FILES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+                let owned = |files: &[(&str, &str)]| files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
                 // The embedded files are checked by a unit test; a broken one is a build defect.
-                Arc::new(Library::new(files, views).expect("the embedded KPI files parse"))
+                Arc::new(Library::new(files, owned(embedded::VIEW_FILES), owned(embedded::ROLLUP_FILES)).expect("the embedded KPI files parse"))
             })
             .clone()
     }
 
     /// A library read from a folder laid out like `queries/` (KPIs at the top, views in
-    /// `views/`).
+    /// `views/`, rollups in `rollups/`).
     pub fn from_dir(path: &Path) -> Result<Library, KpiError> {
         let read = |folder: &Path| -> Result<Vec<(String, String)>, KpiError> {
             let failed = |e: std::io::Error| KpiError::Folder { path: folder.display().to_string(), message: e.to_string() };
@@ -192,12 +194,17 @@ impl Library {
             files.sort();
             Ok(files)
         };
-        Library::new(read(path)?, read(&path.join("views"))?)
+        Library::new(read(path)?, read(&path.join("views"))?, read(&path.join("rollups"))?)
     }
 
-    fn new(files: impl IntoIterator<Item = (String, String)>, views: Vec<(String, String)>) -> Result<Library, KpiError> {
+    fn new(files: impl IntoIterator<Item = (String, String)>, views: Vec<(String, String)>, rollups: Vec<(String, String)>) -> Result<Library, KpiError> {
         let kpis = files.into_iter().map(|(name, text)| Ok((name.clone(), Kpi::parse(&name, &text)?))).collect::<Result<_, KpiError>>()?;
-        Ok(Library { kpis, views })
+        for (name, sql) in &rollups {
+            if !(sql.contains("$from") && sql.contains("$to") && sql.contains(" AS day")) {
+                return Err(KpiError::BadFile { name: name.clone(), problem: "a rollup selects a `day` and takes $from and $to".into() });
+            }
+        }
+        Ok(Library { kpis, views, rollups })
     }
 
     pub fn get(&self, name: &str) -> Result<&Kpi, KpiError> {
@@ -211,6 +218,11 @@ impl Library {
     /// The `CREATE VIEW` statements every SQL session starts with, in order.
     pub fn views(&self) -> &[(String, String)] {
         &self.views
+    }
+
+    /// The rollup tables' names and queries.
+    pub fn rollups(&self) -> &[(String, String)] {
+        &self.rollups
     }
 }
 
@@ -233,6 +245,8 @@ mod tests {
         }
         let views: Vec<&str> = library.views().iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(views, ["orders", "parcels", "tickets"]);
+        let rollups: Vec<&str> = library.rollups().iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(rollups, ["kpi_daily_deliveries", "kpi_daily_orders", "kpi_daily_shipments", "kpi_daily_tickets"]);
     }
 
     #[test]

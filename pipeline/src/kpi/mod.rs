@@ -8,6 +8,7 @@
 pub mod format;
 mod latest;
 pub mod library;
+pub mod rollup;
 mod tenancy;
 
 pub use tenancy::Scope;
@@ -173,15 +174,17 @@ impl SqlEngine {
         for table in LakeTable::ALL {
             let Some(delta) = self.lake.open_table(table).await? else { continue };
             let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
-            let provider = delta.table_provider().await.map_err(|e| data_error(&e))?;
-            delta.update_datafusion_session(&raw.state()).map_err(LakeError::table(table))?;
-            let provider: Arc<dyn datafusion::datasource::TableProvider> = if live {
-                Arc::new(latest::LatestSnapshot::new(self.lake.clone(), table, provider.schema()))
-            } else {
-                provider
-            };
+            let provider = self.provider(&delta, table.name(), live, &raw).await.map_err(|e| data_error(&e))?;
             raw.register_table(table.name(), provider).map_err(|e| data_error(&e))?;
             tables.push(table);
+        }
+        let mut rollups = Vec::new();
+        for (name, _) in self.library.rollups() {
+            let Some(delta) = self.lake.open_derived(name).await? else { continue };
+            let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.clone(), message: e.to_string() };
+            let provider = self.provider(&delta, name, live, &raw).await.map_err(|e| derived_error(&e))?;
+            raw.register_table(name.as_str(), provider).map_err(|e| derived_error(&e))?;
+            rollups.push(name);
         }
         let ctx = match &self.scope {
             Scope::All => raw,
@@ -191,6 +194,11 @@ impl SqlEngine {
                     let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
                     let view = tenancy::restricted(&raw, table, merchant).await.map_err(|e| data_error(&e))?;
                     ctx.register_table(table.name(), view).map_err(|e| data_error(&e))?;
+                }
+                for name in rollups {
+                    let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.clone(), message: e.to_string() };
+                    let view = tenancy::restricted_rollup(&raw, name, merchant).await.map_err(|e| derived_error(&e))?;
+                    ctx.register_table(name.as_str(), view).map_err(|e| derived_error(&e))?;
                 }
                 ctx
             }
@@ -203,6 +211,20 @@ impl SqlEngine {
             }
         }
         Ok(ctx)
+    }
+
+    /// A table's provider for a session over `ctx`: its current snapshot, or (`live`)
+    /// whatever snapshot is latest at each scan.
+    async fn provider(
+        &self,
+        delta: &deltalake::DeltaTable,
+        name: &str,
+        live: bool,
+        ctx: &SessionContext,
+    ) -> Result<Arc<dyn datafusion::datasource::TableProvider>, deltalake::DeltaTableError> {
+        let provider = delta.table_provider().await?;
+        delta.update_datafusion_session(&ctx.state())?;
+        Ok(if live { Arc::new(latest::LatestSnapshot::new(self.lake.clone(), name, provider.schema())) } else { provider })
     }
 
     /// Runs one read-only statement and collects its rows, within `limits`.

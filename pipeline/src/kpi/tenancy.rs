@@ -10,6 +10,7 @@
 //! | `ticket_events`  | rows with its `merchant_id`                                      |
 //! | `carrier_events` | scans of parcels it shipped (carrier + tracking number of its `order.shipped` events), whatever the scan's own `merchant_id` says |
 //! | `quarantine`     | nothing: a line that failed validation has no trustworthy owner   |
+//! | `kpi_daily_*`    | rows with its `merchant_id` (the rollups)                        |
 //!
 //! The library's views (`orders`, `parcels`, `tickets`) are then built over these, so
 //! they are restricted too.
@@ -35,7 +36,7 @@ pub enum Scope {
 pub async fn restricted(raw: &SessionContext, table: LakeTable, merchant: &str) -> Result<Arc<dyn TableProvider>> {
     let merchant = sql_string(merchant);
     let sql = match table {
-        LakeTable::OrderEvents | LakeTable::TicketEvents => format!("SELECT * FROM {table} WHERE merchant_id = {merchant}"),
+        LakeTable::OrderEvents | LakeTable::TicketEvents => by_merchant_column(table.name(), &merchant),
         LakeTable::CarrierEvents => format!(
             "SELECT scans.* FROM carrier_events scans \
              JOIN (SELECT DISTINCT carrier, tracking_number FROM order_events \
@@ -45,6 +46,16 @@ pub async fn restricted(raw: &SessionContext, table: LakeTable, merchant: &str) 
         LakeTable::Quarantine => "SELECT * FROM quarantine WHERE false".to_owned(),
     };
     Ok(raw.sql(&sql).await?.into_view())
+}
+
+/// A rollup table (`kpi_daily_*`), as `merchant` may see it.
+pub async fn restricted_rollup(raw: &SessionContext, name: &str, merchant: &str) -> Result<Arc<dyn TableProvider>> {
+    Ok(raw.sql(&by_merchant_column(name, &sql_string(merchant))).await?.into_view())
+}
+
+/// The rows of a table with a `merchant_id` column that belong to `merchant` (a literal).
+fn by_merchant_column(name: &str, merchant: &str) -> String {
+    format!("SELECT * FROM {name} WHERE merchant_id = {merchant}")
 }
 
 /// A SQL string literal (quotes doubled; the dialect has no backslash escapes).

@@ -33,6 +33,9 @@ pub enum LakeError {
     Open { location: String, error: DeltaTableError },
     #[error("table {table}: {message}")]
     Data { table: LakeTable, message: String },
+    /// A table derived from the event tables (a KPI rollup), by name.
+    #[error("table {name}: {message}")]
+    Derived { name: String, message: String },
     /// A failure that concerns no single table (a query over several, a task that died).
     #[error("{what}: {message}")]
     Other { what: &'static str, message: String },
@@ -69,6 +72,12 @@ fn describe(error: &DeltaTableError) -> String {
 /// The first line of a message, with runs of white space folded.
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Why a table could not be opened: its handle, or the first contact with its storage.
+enum OpenError {
+    Table(DeltaTableError),
+    Open(DeltaTableError),
 }
 
 /// Where the lake lives, and how to open its tables.
@@ -124,12 +133,16 @@ impl Lake {
 
     /// The URL of one table: its folder under the root.
     pub fn table_url(&self, table: LakeTable) -> Url {
-        self.root.join(&format!("{}/", table.name())).expect("a table name is a valid URL segment")
+        self.url_of(table.name())
     }
 
-    fn builder(&self, table: LakeTable) -> Result<DeltaTableBuilder, LakeError> {
-        let url = self.table_url(table);
-        let builder = DeltaTableBuilder::from_url(url.clone()).map_err(LakeError::table(table))?;
+    fn url_of(&self, name: &str) -> Url {
+        self.root.join(&format!("{name}/")).expect("a table name is a valid URL segment")
+    }
+
+    fn builder(&self, name: &str) -> Result<DeltaTableBuilder, DeltaTableError> {
+        let url = self.url_of(name);
+        let builder = DeltaTableBuilder::from_url(url.clone())?;
         Ok(match &self.memory {
             Some(store) => builder.with_storage_backend(store.clone() as Arc<dyn ObjectStore>, url),
             None => builder.with_storage_options(self.storage_options.clone()),
@@ -137,20 +150,46 @@ impl Lake {
     }
 
     /// The local folder of a table, for `file://` lakes.
-    fn local_folder(&self, table: LakeTable) -> Option<std::path::PathBuf> {
-        (self.root.scheme() == "file").then(|| self.table_url(table).to_file_path().ok()).flatten()
+    fn local_folder(&self, name: &str) -> Option<std::path::PathBuf> {
+        (self.root.scheme() == "file").then(|| self.url_of(name).to_file_path().ok()).flatten()
     }
 
     /// Opens a table if it exists; `None` if it was never created.
     pub async fn open_table(&self, table: LakeTable) -> Result<Option<DeltaTable>, LakeError> {
-        if self.local_folder(table).is_some_and(|folder| !folder.join("_delta_log").exists()) {
+        self.open_named(table.name()).await.map_err(|error| match error {
+            OpenError::Table(error) => LakeError::Table { table, error },
+            OpenError::Open(error) => LakeError::Open { location: self.table_url(table).to_string(), error },
+        })
+    }
+
+    /// Opens a derived table (a KPI rollup) if it exists.
+    pub async fn open_derived(&self, name: &str) -> Result<Option<DeltaTable>, LakeError> {
+        self.open_named(name).await.map_err(|error| match error {
+            OpenError::Table(error) => LakeError::Derived { name: name.to_owned(), message: describe(&error) },
+            OpenError::Open(error) => LakeError::Open { location: self.url_of(name).to_string(), error },
+        })
+    }
+
+    /// A handle on a derived table that may not exist yet: writing to it creates it.
+    pub async fn derived(&self, name: &str) -> Result<DeltaTable, LakeError> {
+        if let Some(delta) = self.open_derived(name).await? {
+            return Ok(delta);
+        }
+        if let Some(folder) = self.local_folder(name) {
+            std::fs::create_dir_all(&folder).map_err(|e| LakeError::Derived { name: name.to_owned(), message: e.to_string() })?;
+        }
+        self.builder(name).and_then(|b| b.build()).map_err(|e| LakeError::Derived { name: name.to_owned(), message: describe(&e) })
+    }
+
+    async fn open_named(&self, name: &str) -> Result<Option<DeltaTable>, OpenError> {
+        if self.local_folder(name).is_some_and(|folder| !folder.join("_delta_log").exists()) {
             return Ok(None);
         }
-        let mut delta = self.builder(table)?.build().map_err(LakeError::table(table))?;
+        let mut delta = self.builder(name).and_then(|b| b.build()).map_err(OpenError::Table)?;
         match delta.load().await {
             Ok(()) => Ok(Some(delta)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
-            Err(error) => Err(LakeError::Open { location: self.table_url(table).to_string(), error }),
+            Err(error) => Err(OpenError::Open(error)),
         }
     }
 
@@ -164,13 +203,13 @@ impl Lake {
             .as_ref()
             .try_into_kernel()
             .map_err(|e| LakeError::Data { table, message: format!("schema: {e}") })?;
-        if let Some(folder) = self.local_folder(table) {
+        if let Some(folder) = self.local_folder(table.name()) {
             std::fs::create_dir_all(&folder).map_err(|e| LakeError::BadUrl {
                 url: folder.display().to_string(),
                 reason: format!("cannot create the table folder: {e}"),
             })?;
         }
-        let delta = self.builder(table)?.build().map_err(LakeError::table(table))?;
+        let delta = self.builder(table.name()).and_then(|b| b.build()).map_err(LakeError::table(table))?;
         let created = delta
             .create()
             .with_table_name(table.name())

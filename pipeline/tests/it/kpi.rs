@@ -10,7 +10,7 @@ use orderpulse::kpi::library::{KpiParams, Library};
 use orderpulse::kpi::{QueryLimits, SqlEngine};
 use serde_json::{json, Value};
 
-use crate::common::{local_lake, orderpulse, python, run_ok, simulated_lake, Server};
+use crate::common::{local_lake, orderpulse, python, run_ok, scalar, simulated_lake, Server};
 
 const FROM: &str = "2026-10-01T00:00:00Z";
 const TO: &str = "2027-01-01T00:00:00Z";
@@ -191,4 +191,91 @@ async fn kpis_over_http_and_the_command_line() {
         let error: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {}", String::from_utf8_lossy(&body)));
         assert_eq!((status, error["error"]["code"].as_str()), (expected_status, Some(code)), "{path}: {error}");
     }
+}
+
+/// Ingests NDJSON `lines` into `lake` from a file in `dir`.
+fn ingest_lines(dir: &std::path::Path, lake: &std::path::Path, name: &str, lines: &[String]) {
+    let file = dir.join(name);
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&file).arg("--lake").arg(lake));
+}
+
+fn order_created(id: &str, merchant: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({"event_id": format!("ev-{id}"), "type": "order.created", "occurred_at": at, "merchant_id": merchant, "order_id": id}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_add_up_to_the_kpis_and_late_events_correct_their_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, _, _) = simulated_lake(dir.path(), &["--days", "3", "--orders-per-day", "400", "--seed", "44"]);
+    let rollup = |args: &[&str]| run_ok(orderpulse().args(["kpi", "rollup"]).args(args).arg("--lake").arg(&lake));
+    rollup(&["--full"]);
+    let engine = SqlEngine::new(local_lake(&lake));
+
+    // The daily sums add up to the KPIs over the whole period.
+    let kpi = run_kpi(&engine, "on_time_delivery_rate", None, "carrier").await;
+    let sums = crate::common::query(
+        &local_lake(&lake),
+        "SELECT carrier AS group_key, sum(delivered) AS delivered, sum(on_time) AS on_time FROM kpi_daily_deliveries GROUP BY carrier ORDER BY carrier",
+    )
+    .await;
+    assert_eq!(kpi.len(), sums.len());
+    for (k, s) in kpi.iter().zip(&sums) {
+        assert_eq!((&k["group_key"], &k["delivered"], &k["on_time"]), (&s["group_key"], &s["delivered"], &s["on_time"]));
+    }
+    let totals = [
+        ("SELECT sum(orders) FROM kpi_daily_orders", "SELECT count(*) FROM orders WHERE created_at IS NOT NULL"),
+        ("SELECT sum(shipped) FROM kpi_daily_shipments", "SELECT count(*) FROM parcels"),
+        ("SELECT sum(tickets) FROM kpi_daily_tickets", "SELECT count(*) FROM tickets WHERE opened_at IS NOT NULL"),
+    ];
+    for (rolled, direct) in totals {
+        assert_eq!(scalar(&local_lake(&lake), rolled).await, scalar(&local_lake(&lake), direct).await, "{rolled}");
+    }
+
+    // Days relative to now: a late order inside the window corrects its day; one older
+    // than the window waits for --full.
+    let now = chrono::Utc::now();
+    let days_ago = |n: i64| now - chrono::Duration::days(n);
+    let merchant_days = |merchant: &'static str| {
+        let lake = local_lake(&lake);
+        async move {
+            crate::common::query(&lake, &format!("SELECT CAST(day AS VARCHAR) AS day, orders FROM kpi_daily_orders WHERE merchant_id = '{merchant}' ORDER BY day"))
+                .await
+                .into_iter()
+                .map(|row| (row["day"].as_str().unwrap().to_owned(), row["orders"].as_i64().unwrap()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let date = |t: chrono::DateTime<chrono::Utc>| t.date_naive().to_string();
+    ingest_lines(dir.path(), &lake, "late-1.ndjson", &[order_created("late-a", "m_late", days_ago(1)), order_created("old-a", "m_late", days_ago(60))]);
+    rollup(&["--days", "35"]);
+    assert_eq!(merchant_days("m_late").await, [(date(days_ago(1)), 1)]);
+    ingest_lines(dir.path(), &lake, "late-2.ndjson", &[order_created("late-b", "m_late", days_ago(1)), order_created("late-c", "m_late", days_ago(2))]);
+    rollup(&["--days", "35"]);
+    rollup(&["--days", "35"]);
+    assert_eq!(merchant_days("m_late").await, [(date(days_ago(2)), 1), (date(days_ago(1)), 2)], "corrected once, not doubled");
+    rollup(&["--full"]);
+    assert_eq!(merchant_days("m_late").await, [(date(days_ago(60)), 1), (date(days_ago(2)), 1), (date(days_ago(1)), 2)]);
+    assert_eq!(
+        scalar(&local_lake(&lake), "SELECT sum(orders) FROM kpi_daily_orders").await,
+        scalar(&local_lake(&lake), "SELECT count(*) FROM orders WHERE created_at IS NOT NULL").await
+    );
+
+    // `orderpulse run` keeps them up to date on its own.
+    let fresh = tempfile::tempdir().unwrap();
+    let (lake, _, _) = simulated_lake(fresh.path(), &["--days", "1", "--orders-per-day", "200", "--seed", "45"]);
+    let server = Server::start(&lake, &["--no-simulator"], &[("ORDERPULSE_KPI__ROLLUP_INTERVAL", "300ms")]);
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let rolled = loop {
+        let body = json!({"sql": "SELECT sum(orders) AS n FROM kpi_daily_orders"}).to_string();
+        let (status, answer) = crate::common::post(&client, &format!("{}/v1/sql", server.base), &[], body.into_bytes()).await;
+        let n = serde_json::from_slice::<Value>(&answer).ok().and_then(|a| a["rows"][0]["n"].as_i64());
+        if (status == 200 && n.is_some()) || std::time::Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(rolled, Some(scalar(&local_lake(&lake), "SELECT count(*) FROM orders WHERE created_at IS NOT NULL").await));
 }

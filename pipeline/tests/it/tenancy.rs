@@ -1,5 +1,5 @@
 //! Tenancy: as merchant A, try to read merchant B's rows through every path: `/v1/sql`
-//! (plain selects, joins, unions, subqueries, the views, `information_schema`, table
+//! (plain selects, joins, unions, subqueries, the views, the rollups, `information_schema`, table
 //! functions, file URLs, `COPY`, `CREATE EXTERNAL TABLE`), `/v1/kpis`, every result
 //! format, and the Postgres wire protocol (psql, psycopg running a KPI). Every attempt
 //! gets A's rows only, or a refusal. Keys: 401 without one, 403 for what a role may not do.
@@ -12,7 +12,7 @@ use orderpulse::api::auth::sha256_hex;
 use orderpulse::kpi::format::json_rows;
 use serde_json::{json, Value};
 
-use crate::common::{local_lake, post, python, run_ok, scalar, simulated_lake, Server};
+use crate::common::{local_lake, orderpulse, post, python, run_ok, scalar, simulated_lake, Server};
 
 const ADMIN: &str = "op_test_admin_key";
 const ANALYST: &str = "op_test_analyst_key";
@@ -76,6 +76,7 @@ print(json.dumps({"tables": tables, "rows": rows}))
 async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, _, _) = simulated_lake(dir.path(), &["--days", "2", "--orders-per-day", "400", "--seed", "5", "--malformed", "0.01"]);
+    run_ok(orderpulse().args(["kpi", "rollup", "--full", "--lake"]).arg(&lake));
     let config_file = dir.path().join("orderpulse.toml");
     std::fs::write(&config_file, config()).unwrap();
 
@@ -122,6 +123,10 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
         "SELECT DISTINCT merchant_id FROM orders",
         "SELECT DISTINCT merchant_id FROM parcels",
         "SELECT DISTINCT merchant_id FROM tickets",
+        "SELECT DISTINCT merchant_id FROM kpi_daily_orders",
+        "SELECT DISTINCT merchant_id FROM kpi_daily_deliveries",
+        "SELECT DISTINCT merchant_id FROM kpi_daily_shipments",
+        "SELECT DISTINCT merchant_id FROM kpi_daily_tickets",
     ];
     for query in merchant_queries {
         let (status, body) = sql_as(&client, &base, Some(LOTUS), query, "application/json").await;
@@ -142,8 +147,21 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
     }
     let (_, body) = sql_as(&client, &base, Some(LOTUS), "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", "application/json").await;
     let listed = first_column(&body);
-    let known: BTreeSet<String> =
-        ["order_events", "carrier_events", "ticket_events", "quarantine", "orders", "parcels", "tickets"].map(str::to_owned).into();
+    let known: BTreeSet<String> = [
+        "order_events",
+        "carrier_events",
+        "ticket_events",
+        "quarantine",
+        "orders",
+        "parcels",
+        "tickets",
+        "kpi_daily_deliveries",
+        "kpi_daily_orders",
+        "kpi_daily_shipments",
+        "kpi_daily_tickets",
+    ]
+    .map(str::to_owned)
+    .into();
     assert_eq!(listed, known, "information_schema lists other tables");
 
     // Statements and functions that would reach past the catalog are refused.

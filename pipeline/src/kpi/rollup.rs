@@ -1,0 +1,122 @@
+//! KPI rollups: the daily, additive tables of `queries/rollups/` (`kpi_daily_*`),
+//! materialised into the lake so dashboards read small tables.
+//!
+//! Each rollup query gives rows per day (and merchant, carrier, lane, ...) for
+//! `$from <= day < $to`, with counts and sums only, so any period's rate is a ratio of
+//! sums. A run recomputes a trailing window of days from the events and replaces exactly
+//! those days in the table, in one Delta commit (`replaceWhere day >= from`): a late
+//! event corrects its day on the next run as long as the day is inside the window
+//! (`kpi.rollup_days`); `--full` recomputes every day. Readers see the old days or the
+//! new ones, never a mix.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
+use deltalake::protocol::SaveMode;
+use std::sync::Arc;
+
+use super::{QueryError, QueryLimits, Scope, SqlEngine};
+use crate::lake::{Lake, LakeError};
+
+/// Which days a run recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Every day there is.
+    Full,
+    /// This day and every later one.
+    Since(NaiveDate),
+}
+
+impl Window {
+    /// The last `days` days up to and including `today`.
+    pub fn trailing(days: u32, today: NaiveDate) -> Self {
+        Window::Since(today - chrono::Duration::days(i64::from(days.max(1)) - 1))
+    }
+}
+
+/// What one rollup table got.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rolled {
+    pub table: String,
+    pub rows: usize,
+}
+
+/// Recomputes `window` of every rollup table from the lake's events (all merchants).
+pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryLimits) -> Result<Vec<Rolled>, QueryError> {
+    let engine = engine.scoped(Scope::All);
+    let (from, replace) = match window {
+        Window::Full => (DateTime::<Utc>::UNIX_EPOCH, None),
+        Window::Since(day) => (day.and_time(chrono::NaiveTime::MIN).and_utc(), Some(format!("day >= '{day}'"))),
+    };
+    // Far enough ahead for events stamped in the future by a wrong clock.
+    let to = DateTime::<Utc>::MAX_UTC;
+    let timestamp = |t: DateTime<Utc>| ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(Arc::from("UTC")));
+    let mut rolled = Vec::new();
+    for (name, sql) in engine.library().rollups() {
+        let params = ParamValues::from(vec![("from", timestamp(from)), ("to", timestamp(to))]);
+        let result = engine.execute(sql, Some(params), limits).await?;
+        let rows = result.num_rows();
+        let batches = plain_strings(result.batches).map_err(|e| derived(name, e))?;
+        let table = lake.derived(name).await?;
+        if rows == 0 {
+            // Nothing in the window: clear it (a table is created by its first rows).
+            if table.version().is_some() {
+                table.delete().with_predicate(replace.clone().unwrap_or_else(|| "true".into())).await.map_err(|e| derived(name, e))?;
+            }
+            rolled.push(Rolled { table: name.clone(), rows });
+            continue;
+        }
+        let mut write = table.write(batches).with_save_mode(SaveMode::Overwrite);
+        if let Some(predicate) = &replace {
+            write = write.with_replace_where(predicate.as_str());
+        }
+        write.await.map_err(|e| derived(name, e))?;
+        rolled.push(Rolled { table: name.clone(), rows });
+    }
+    Ok(rolled)
+}
+
+fn derived(name: &str, error: impl std::fmt::Display) -> QueryError {
+    QueryError::Lake(LakeError::Derived { name: name.to_owned(), message: error.to_string() })
+}
+
+/// The batches with string views as plain strings, the type every Delta reader knows.
+fn plain_strings(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    batches
+        .into_iter()
+        .map(|batch| {
+            let fields: Vec<Field> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Utf8View | DataType::LargeUtf8 => f.as_ref().clone().with_data_type(DataType::Utf8),
+                    _ => f.as_ref().clone(),
+                })
+                .collect();
+            let schema = Arc::new(Schema::new(fields));
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(schema, columns)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trailing_window_counts_today() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        assert_eq!(Window::trailing(1, day(24)), Window::Since(day(24)));
+        assert_eq!(Window::trailing(7, day(24)), Window::Since(day(18)));
+        assert_eq!(Window::trailing(0, day(24)), Window::Since(day(24)), "at least today");
+    }
+}
