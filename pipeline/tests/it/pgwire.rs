@@ -1,6 +1,7 @@
 //! The Postgres wire protocol, with real clients: psql and Python's psycopg connect to
-//! `orderpulse run`, list the tables through the catalog queries they send, read the
-//! same numbers as the HTTP API, see new commits, and are refused anything but reads.
+//! `orderpulse run`, list the tables through the catalog queries they (and Metabase,
+//! DBeaver, Grafana) send, read the same numbers as the HTTP API, see new commits, and
+//! are refused anything but reads.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -60,6 +61,25 @@ async fn psql_and_psycopg_query_the_lake_read_only() {
     assert!(ok, "{err}");
     for table in ["order_events", "carrier_events", "ticket_events", "quarantine"] {
         assert!(listed.contains(table), "\\dt does not list {table}:\n{listed}");
+    }
+
+    // What BI tools send on connect (taken from Metabase, DBeaver and Grafana sessions).
+    let metabase_tables = r#"SELECT "n"."nspname" AS "schema", "c"."relname" AS "name", CASE "c"."relkind" WHEN 'r' THEN 'TABLE' WHEN 'v' THEN 'VIEW' ELSE NULL END AS "type" FROM "pg_catalog"."pg_class" AS "c" INNER JOIN "pg_catalog"."pg_namespace" AS "n" ON "c"."relnamespace" = "n"."oid" WHERE ("n"."nspname" !~ '^pg_') AND ("n"."nspname" <> 'information_schema') AND c.relkind in ('r', 'p', 'v', 'f', 'm') AND ("n"."nspname" IN ('public')) ORDER BY "type" ASC, "schema" ASC, "name" ASC"#;
+    let bi_queries = [
+        metabase_tables,
+        r#"SELECT nspname AS "TABLE_SCHEM", current_database() AS "TABLE_CATALOG" FROM pg_catalog.pg_namespace WHERE nspname <> 'pg_toast' ORDER BY "TABLE_SCHEM""#,
+        "SELECT current_schema(),session_user",
+        "SELECT n.oid,n.*,d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND d.classoid='pg_namespace'::regclass ORDER BY nspname",
+        "SELECT version()",
+        "SHOW search_path",
+        "SELECT quote_ident(column_name) AS \"column\", data_type AS \"type\" FROM information_schema.columns WHERE table_name = 'order_events'",
+    ];
+    for query in bi_queries {
+        let (ok, out, err) = psql(server.pg_port, &["-c", query]);
+        assert!(ok, "{query}: {err}");
+        if query == metabase_tables {
+            assert!(out.contains("order_events") && out.contains("parcels"), "{out}");
+        }
     }
 
     // Refused: anything but reads, with SQLSTATE 42501.
