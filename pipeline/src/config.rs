@@ -20,6 +20,7 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     pub kafka: crate::source::kafka::KafkaConfig,
     pub kpi: KpiConfig,
+    pub carriers: CarriersConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -33,6 +34,7 @@ impl Default for Config {
             simulator: SimulatorConfig::default(),
             kafka: Default::default(),
             kpi: KpiConfig::default(),
+            carriers: CarriersConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
@@ -203,6 +205,14 @@ impl Default for KpiConfig {
     }
 }
 
+/// Carriers beyond the built-in adapters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CarriersConfig {
+    /// `[carriers.generic.<code>]`: a mapping table per carrier (see `carriers::generic`).
+    pub generic: std::collections::BTreeMap<String, crate::carriers::generic::Mapping>,
+}
+
 /// Who may call the API and the Postgres port. No keys: authentication is off and every
 /// caller is an admin (the local default; `orderpulse run` warns about it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -313,6 +323,11 @@ impl Config {
         if let Some(dir) = &self.kpi.queries_dir {
             if !dir.is_dir() {
                 return bad("kpi.queries_dir", &format!("{} is not a folder", dir.display()));
+            }
+        }
+        for (carrier, mapping) in &self.carriers.generic {
+            if let Err(problem) = mapping.check() {
+                return Err(ConfigError::Invalid(format!("`carriers.generic.{carrier}`: {problem}")));
             }
         }
         if let Err(problem) = crate::api::auth::Keys::new(&self.auth.keys) {

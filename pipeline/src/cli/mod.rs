@@ -3,6 +3,7 @@
 //! non-zero exit code, never a panic or a backtrace.
 
 mod auth;
+mod carriers;
 mod consume;
 mod ingest;
 mod kpi;
@@ -82,6 +83,11 @@ enum Command {
     },
     /// Run everything: the simulator streaming into the lake, and the HTTP API.
     Run(run::Args),
+    /// Carrier payloads: see what an adapter makes of them.
+    Carriers {
+        #[command(subcommand)]
+        command: carriers::Command,
+    },
     /// API keys for HTTP and Postgres clients.
     Auth {
         #[command(subcommand)]
@@ -121,6 +127,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Lake { command } => lake::execute(command, &config).await,
             Command::Run(args) => run::execute(args, config).await,
             Command::Auth { command } => auth::execute(command),
+            Command::Carriers { command } => carriers::execute(command, &config),
         }
     })
 }
