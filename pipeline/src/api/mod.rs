@@ -1,8 +1,9 @@
 //! The HTTP API (axum): `/healthz`, `POST /v1/sql`, `GET /v1/kpis[/{name}]`,
-//! `POST /v1/events`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
+//! `POST /v1/events`, `POST /v1/carriers/{carrier}/webhook`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
 pub mod auth;
+mod carriers;
 pub mod pgwire;
 
 use std::sync::Arc;
@@ -39,11 +40,20 @@ struct Inner {
     max_body_bytes: usize,
     /// The API keys; none: every caller is an admin.
     keys: Keys,
+    /// The configured generic carriers, beside the built-in adapters.
+    generic_carriers: std::collections::BTreeMap<String, crate::carriers::generic::Mapping>,
 }
 
 impl AppState {
-    pub fn new(engine: SqlEngine, limits: QueryLimits, ingest: Option<HttpIngest>, max_body_bytes: usize, keys: Keys) -> Self {
-        AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes, keys }) }
+    pub fn new(
+        engine: SqlEngine,
+        limits: QueryLimits,
+        ingest: Option<HttpIngest>,
+        max_body_bytes: usize,
+        keys: Keys,
+        generic_carriers: std::collections::BTreeMap<String, crate::carriers::generic::Mapping>,
+    ) -> Self {
+        AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes, keys, generic_carriers }) }
     }
 
     /// Who sent the request, from its `Authorization: Bearer <key>` header.
@@ -70,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kpis", get(list_kpis))
         .route("/v1/kpis/{name}", get(kpi))
         .route("/v1/events", post(events).layer(DefaultBodyLimit::disable()))
+        .route("/v1/carriers/{carrier}/webhook", post(carriers::webhook).layer(DefaultBodyLimit::disable()))
+        .route("/v1/carriers/unknown-codes", get(carriers::unknown_codes))
         .with_state(state)
 }
 
@@ -252,17 +264,9 @@ struct LineAnswer {
 /// lake, with the outcome of every line; 413 for a body over `api.max_body_bytes`, 429
 /// with `Retry-After` when ingest is behind.
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let caller = state.principal(&headers)?;
-    if caller.role != Role::Admin {
-        return Err(AuthError::Forbidden { role: caller.role, action: "send events" }.into());
-    }
-    let ingest = state.inner.ingest.as_ref().ok_or(ApiError::from(SubmitError::Stopped))?;
-    let limit = state.inner.max_body_bytes;
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        code: "body_too_large",
-        message: format!("the body is larger than {limit} bytes; send smaller batches"),
-    })?;
+    state.require_admin(&headers, "send events")?;
+    let ingest = state.ingest()?;
+    let body = state.read_body(body).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("empty_body", "the body has no events"));
     }
@@ -271,13 +275,42 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let outcomes = ingest.submit(body.to_vec(), single).await?;
+    Ok(Json(answer_lines(outcomes)).into_response())
+}
+
+/// The answer to submitted lines: counts, and each line's outcome by its number.
+fn answer_lines(outcomes: Vec<LineOutcome>) -> Value {
     let count = |wanted: fn(&LineOutcome) -> bool| outcomes.iter().filter(|o| wanted(o)).count();
     let accepted = count(|o| matches!(o, LineOutcome::Accepted));
     let duplicates = count(|o| matches!(o, LineOutcome::Duplicate | LineOutcome::AlreadyInLake));
     let rejected = count(|o| matches!(o, LineOutcome::Rejected(_)));
-    let lines: Vec<LineAnswer> =
-        outcomes.into_iter().enumerate().map(|(i, outcome)| LineAnswer { line: i + 1, outcome }).collect();
-    Ok(Json(json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "lines": lines})).into_response())
+    let lines: Vec<LineAnswer> = outcomes.into_iter().enumerate().map(|(i, outcome)| LineAnswer { line: i + 1, outcome }).collect();
+    json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "lines": lines})
+}
+
+impl AppState {
+    /// Refuses callers that are not admins (with authentication off, everyone is).
+    fn require_admin(&self, headers: &HeaderMap, action: &'static str) -> Result<Principal, ApiError> {
+        let caller = self.principal(headers)?;
+        if caller.role != Role::Admin {
+            return Err(AuthError::Forbidden { role: caller.role, action }.into());
+        }
+        Ok(caller)
+    }
+
+    fn ingest(&self) -> Result<&HttpIngest, ApiError> {
+        self.inner.ingest.as_ref().ok_or(ApiError::from(SubmitError::Stopped))
+    }
+
+    /// The request body, refused with 413 past `api.max_body_bytes`.
+    async fn read_body(&self, body: Body) -> Result<Bytes, ApiError> {
+        let limit = self.inner.max_body_bytes;
+        axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "body_too_large",
+            message: format!("the body is larger than {limit} bytes; send smaller batches"),
+        })
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

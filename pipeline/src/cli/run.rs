@@ -113,6 +113,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         Some(http_ingest),
         config.api.max_body_bytes,
         keys.clone(),
+        config.carriers.generic.clone(),
     );
     let postgres_line = match &postgres {
         Some((pg, _)) => format!("psql -h {} -p {} -U orderpulse", pg.ip(), pg.port()),

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::{DecodedChunk, IngestOptions, Ingestor, LineOutcome};
 use crate::lake::{Lake, LakeError};
+use crate::model::Rejection;
 use crate::source::RawChunk;
 
 /// One request's body waiting for the next group commit.
@@ -24,7 +25,16 @@ struct Submission {
     body: Vec<u8>,
     /// `application/json`: the whole body is one event, even across lines.
     single: bool,
+    /// Already refused (a carrier payload its adapter could not read): the whole body
+    /// goes to quarantine as one line, with this reason.
+    refused: Option<Rejection>,
     reply: oneshot::Sender<Result<Vec<LineOutcome>, String>>,
+}
+
+impl Submission {
+    fn lines(&self) -> Vec<&[u8]> {
+        split_lines(&self.body, self.single || self.refused.is_some())
+    }
 }
 
 /// Why a submission got no per-line answer.
@@ -58,8 +68,19 @@ impl HttpIngest {
 
     /// Submits a body and waits until its lines are committed.
     pub async fn submit(&self, body: Vec<u8>, single: bool) -> Result<Vec<LineOutcome>, SubmitError> {
+        self.send(Submission { body, single, refused: None, reply: oneshot::channel().0 }).await
+    }
+
+    /// Quarantines a refused payload (kept whole, with its reason) and waits until that
+    /// is committed.
+    pub async fn submit_refused(&self, body: Vec<u8>, rejection: Rejection) -> Result<Vec<LineOutcome>, SubmitError> {
+        self.send(Submission { body, single: true, refused: Some(rejection), reply: oneshot::channel().0 }).await
+    }
+
+    async fn send(&self, mut submission: Submission) -> Result<Vec<LineOutcome>, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.try_send(Submission { body, single, reply }).map_err(|e| match e {
+        submission.reply = reply;
+        self.tx.try_send(submission).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => SubmitError::Stopped,
         })?;
@@ -95,12 +116,12 @@ pub async fn run_group_commits(
     let mut position = ingestor.resume_after(&source_id).unwrap_or(0);
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
-        let mut lines = split_lines(&group[0].body, group[0].single).len();
+        let mut lines = group[0].lines().len();
         let deadline = Instant::now() + window;
         while lines < options.batch_max_events {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some(next)) => {
-                    lines += split_lines(&next.body, next.single).len();
+                    lines += next.lines().len();
                     group.push(next);
                 }
                 _ => break,
@@ -109,18 +130,25 @@ pub async fn run_group_commits(
 
         let mut chunk = RawChunk::default();
         let mut counts = Vec::with_capacity(group.len());
+        let mut refused = Vec::new();
         for submission in &group {
-            let request_lines = split_lines(&submission.body, submission.single);
+            let request_lines = submission.lines();
             counts.push(request_lines.len());
+            if let Some(rejection) = &submission.refused {
+                refused.push((chunk.lines.len(), rejection.clone()));
+            }
             for line in request_lines {
                 position += 1;
                 chunk.push(line, position);
             }
         }
         let limits = options.limits;
-        let decoded = tokio::task::spawn_blocking(move || DecodedChunk::decode(chunk, &limits))
+        let mut decoded = tokio::task::spawn_blocking(move || DecodedChunk::decode(chunk, &limits))
             .await
             .map_err(|e| LakeError::Other { what: "the decode task", message: e.to_string() })?;
+        for (index, rejection) in refused {
+            decoded.outcomes[index] = Err(rejection);
+        }
         let mut outcomes = ingestor.take(&source_id, &decoded).into_iter();
 
         match ingestor.commit().await {

@@ -40,6 +40,9 @@ pub enum RejectReason {
     OutOfRange,
     /// A window whose `from` is after its `to`.
     InvertedWindow,
+    /// A raw carrier payload (`POST /v1/carriers/{carrier}/webhook`) its adapter refused:
+    /// the field says why (`unparsable_payload`, `missing_tracking_number`, ...).
+    CarrierPayload,
 }
 
 impl RejectReason {
@@ -60,6 +63,7 @@ impl RejectReason {
         RejectReason::UnknownEnumValue,
         RejectReason::OutOfRange,
         RejectReason::InvertedWindow,
+        RejectReason::CarrierPayload,
     ];
 
     /// The snake_case name, as stored in the quarantine table.
@@ -81,6 +85,7 @@ impl RejectReason {
             RejectReason::UnknownEnumValue => "unknown_enum_value",
             RejectReason::OutOfRange => "out_of_range",
             RejectReason::InvertedWindow => "inverted_window",
+            RejectReason::CarrierPayload => "carrier_payload",
         }
     }
 }

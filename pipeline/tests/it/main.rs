@@ -3,6 +3,7 @@
 //! `orderpulse` binary, a Delta lake in a temp folder, Python's `deltalake` and DuckDB as
 //! independent readers) and stops them when it ends.
 
+mod carriers;
 mod cli;
 mod common;
 mod exactly_once;
