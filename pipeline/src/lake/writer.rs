@@ -131,12 +131,14 @@ pub struct LakeWriter {
     positions: TablePositions,
     /// Per table: the version of the last checkpoint started here, and the task
     /// writing it (see [`CHECKPOINT_EVERY`]).
-    checkpoints: BTreeMap<LakeTable, (u64, Option<tokio::task::JoinHandle<()>>)>,
+    checkpoints: BTreeMap<LakeTable, (u64, Option<std::thread::JoinHandle<()>>)>,
 }
 
 /// A table's log gets a checkpoint every this many versions. deltalake would write it
 /// inside every hundredth commit, making that commit (and every request waiting on it)
-/// as slow as rewriting the table's whole log state; here it runs beside the commits.
+/// as slow as rewriting the table's whole log state; here it runs beside the commits, on
+/// a thread of its own (the commit loop may run on a single-threaded runtime, where a
+/// spawned task would still hold the commits up).
 const CHECKPOINT_EVERY: u64 = 100;
 
 impl LakeWriter {
@@ -218,12 +220,21 @@ impl LakeWriter {
             return;
         }
         let delta = delta.clone();
-        let task = tokio::spawn(async move {
-            if let Err(error) = deltalake::checkpoints::create_checkpoint(&delta, None).await {
+        let checkpoint = move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(deltalake::checkpoints::create_checkpoint(&delta, None)).map_err(std::io::Error::other)
+        };
+        let task = std::thread::Builder::new().name(format!("orderpulse-checkpoint-{table}")).spawn(move || {
+            if let Err(error) = checkpoint() {
                 tracing::warn!(%table, version, %error, "log checkpoint failed; the next one will try again");
             }
         });
-        self.checkpoints.insert(table, (version, Some(task)));
+        match task {
+            Ok(task) => {
+                self.checkpoints.insert(table, (version, Some(task)));
+            }
+            Err(error) => tracing::warn!(%table, %error, "cannot start a checkpoint thread; the next one will try again"),
+        }
     }
 }
 
