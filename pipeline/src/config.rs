@@ -197,11 +197,14 @@ pub struct KpiConfig {
     /// How many recent days each rollup run recomputes: the window in which late events
     /// correct past days (`orderpulse kpi rollup --full` recomputes all).
     pub rollup_days: u32,
+    /// Memory one rollup query may hold (sorts spill to disk first); past it the run
+    /// fails with an error naming the budget instead of exhausting the machine.
+    pub rollup_memory_bytes: usize,
 }
 
 impl Default for KpiConfig {
     fn default() -> Self {
-        KpiConfig { queries_dir: None, rollup_interval: Duration::from_secs(300), rollup_days: 35 }
+        KpiConfig { queries_dir: None, rollup_interval: Duration::from_secs(300), rollup_days: 35, rollup_memory_bytes: 4 << 30 }
     }
 }
 
@@ -316,6 +319,9 @@ impl Config {
         }
         if self.kpi.rollup_interval.is_zero() {
             return bad("kpi.rollup_interval", "must be longer than zero");
+        }
+        if self.kpi.rollup_memory_bytes < 16 << 20 {
+            return bad("kpi.rollup_memory_bytes", "must be at least 16 MiB (16777216)");
         }
         if self.kpi.rollup_days == 0 {
             return bad("kpi.rollup_days", "must be at least 1");

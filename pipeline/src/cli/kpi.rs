@@ -73,7 +73,7 @@ pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
             } else {
                 Window::trailing(days.unwrap_or(config.kpi.rollup_days), chrono::Utc::now().date_naive())
             };
-            for rolled in rollup::run(&engine, &lake, window, QueryLimits::time_only(config.api.query_timeout * 20)).await? {
+            for rolled in rollup::run(&engine, &lake, window, QueryLimits::for_rollups(&config.kpi, config.api.query_timeout * 20)).await? {
                 println!("{:<24} {} rows", rolled.table, rolled.rows);
             }
             return Ok(());

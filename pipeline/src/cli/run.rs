@@ -148,7 +148,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
 /// and the next one tries again.
 async fn roll_up_periodically(engine: crate::kpi::SqlEngine, lake: crate::lake::Lake, kpi: crate::config::KpiConfig, timeout: std::time::Duration) {
     use crate::kpi::rollup::{self, Window};
-    let limits = crate::kpi::QueryLimits::time_only(timeout * 20);
+    let limits = crate::kpi::QueryLimits::for_rollups(&kpi, timeout * 20);
     let mut ticks = tokio::time::interval(kpi.rollup_interval);
     loop {
         ticks.tick().await;

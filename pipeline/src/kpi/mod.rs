@@ -102,6 +102,11 @@ impl QueryLimits {
     pub fn time_only(timeout: Duration) -> Self {
         QueryLimits { max_rows: usize::MAX, max_result_bytes: usize::MAX, max_memory_bytes: usize::MAX, timeout }
     }
+
+    /// The limits of a rollup run (`[kpi]`): memory-bounded, otherwise generous.
+    pub fn for_rollups(kpi: &crate::config::KpiConfig, timeout: Duration) -> Self {
+        QueryLimits { max_memory_bytes: kpi.rollup_memory_bytes, ..QueryLimits::time_only(timeout) }
+    }
 }
 
 /// A query's rows, with the schema even when there are none.
