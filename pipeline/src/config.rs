@@ -191,7 +191,8 @@ pub struct KpiConfig {
     /// A folder laid out like the repository's `queries/` (KPI files, `views/`,
     /// `rollups/`) to use instead of the library built into the binary.
     pub queries_dir: Option<PathBuf>,
-    /// How often `orderpulse run` recomputes the rollups (`kpi_daily_*`).
+    /// How often `orderpulse run` recomputes the rollups (`kpi_daily_*`); `0s`: never
+    /// (run `orderpulse kpi rollup` on a schedule of your own instead).
     #[serde(with = "humantime_serde")]
     pub rollup_interval: Duration,
     /// How many recent days each rollup run recomputes: the window in which late events
@@ -316,9 +317,6 @@ impl Config {
         }
         if self.kafka.group_id.trim().is_empty() {
             return bad("kafka.group_id", "is empty");
-        }
-        if self.kpi.rollup_interval.is_zero() {
-            return bad("kpi.rollup_interval", "must be longer than zero");
         }
         if self.kpi.rollup_memory_bytes < 16 << 20 {
             return bad("kpi.rollup_memory_bytes", "must be at least 16 MiB (16777216)");

@@ -106,7 +106,11 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
             Some((address, tokio::spawn(async move { crate::api::pgwire::serve(engine, keys, address).await })))
         }
     };
-    tokio::spawn(roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), config.api.query_timeout));
+    if config.kpi.rollup_interval.is_zero() {
+        tracing::info!("KPI rollups are not scheduled (kpi.rollup_interval = 0s)");
+    } else {
+        tokio::spawn(roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), config.api.query_timeout));
+    }
     let state = AppState::new(
         engine,
         QueryLimits::from_config(&config.api),
