@@ -5,7 +5,10 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("../queries");
+    // Read when the script runs, not when it is compiled: cargo may reuse a compiled
+    // build script for another checkout of the same sources.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let queries = Path::new(&manifest).join("../queries");
     println!("cargo:rerun-if-changed={}", queries.display());
     println!("cargo:rerun-if-changed={}", queries.join("views").display());
     println!("cargo:rerun-if-changed={}", queries.join("rollups").display());

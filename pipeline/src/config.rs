@@ -214,7 +214,7 @@ impl Default for KpiConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CarriersConfig {
     /// `[carriers.generic.<code>]`: a mapping table per carrier (see `carriers::generic`).
-    pub generic: std::collections::BTreeMap<String, crate::carriers::generic::Mapping>,
+    pub generic: crate::carriers::GenericCarriers,
 }
 
 /// Who may call the API and the Postgres port. No keys: authentication is off and every

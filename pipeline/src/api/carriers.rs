@@ -22,8 +22,6 @@ pub(super) async fn webhook(State(state): State<AppState>, Path(carrier): Path<S
     let body = state.read_body(body).await?;
     let scans = adapter(&carrier, &state.inner.generic_carriers).and_then(|adapter| adapter.scans(&body));
     let scans = match scans {
-        // Carriers report parcels with no events yet (a label without a scan): nothing to add.
-        Ok(scans) if scans.is_empty() => return Ok(Json(json!({"scans": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "lines": []})).into_response()),
         Ok(scans) => scans,
         Err(error) => {
             let rejection = Rejection { reason: RejectReason::CarrierPayload, field: Some(error.code().to_owned()), detail: error.to_string() };
@@ -34,8 +32,13 @@ pub(super) async fn webhook(State(state): State<AppState>, Path(carrier): Path<S
     };
     let mut unknown = UnknownCodes::default();
     unknown.count(&scans);
-    let lines: Vec<String> = scans.iter().map(|scan| serde_json::to_string(scan).unwrap_or_default()).collect();
-    let outcomes = ingest.submit(lines.join("\n").into_bytes(), false).await?;
+    // Carriers report parcels with no events yet (a label without a scan): nothing to add.
+    let outcomes = if scans.is_empty() {
+        Vec::new()
+    } else {
+        let lines: Vec<String> = scans.iter().map(|scan| serde_json::to_string(scan).unwrap_or_default()).collect();
+        ingest.submit(lines.join("\n").into_bytes(), false).await?
+    };
     let mut answer = answer_lines(outcomes);
     answer["scans"] = json!(scans.len());
     answer["unknown_codes"] = json!(unknown.0.iter().map(|((_, code), n)| json!({"code": code, "scans": n})).collect::<Vec<_>>());
@@ -43,9 +46,10 @@ pub(super) async fn webhook(State(state): State<AppState>, Path(carrier): Path<S
 }
 
 pub(super) async fn unknown_codes(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let engine = state.engine_for(&headers)?;
     let sql = "SELECT carrier, raw_status AS code, count(*) AS scans, max(occurred_at) AS last_seen \
                FROM carrier_events WHERE status = 'unknown' GROUP BY carrier, raw_status ORDER BY scans DESC, carrier, code";
     let result = engine.query(sql, state.inner.limits).await?;
-    super::respond(result, &headers, std::time::Instant::now())
+    super::respond(result, &headers, started)
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use self::auth::{AuthError, Keys, Principal, Role};
+use crate::carriers::GenericCarriers;
 use crate::ingest::http::{HttpIngest, SubmitError};
 use crate::ingest::LineOutcome;
 use crate::kpi::format::{arrow_stream, json_rows, render, OutputFormat};
@@ -41,7 +42,7 @@ struct Inner {
     /// The API keys; none: every caller is an admin.
     keys: Keys,
     /// The configured generic carriers, beside the built-in adapters.
-    generic_carriers: std::collections::BTreeMap<String, crate::carriers::generic::Mapping>,
+    generic_carriers: GenericCarriers,
 }
 
 impl AppState {
@@ -51,7 +52,7 @@ impl AppState {
         ingest: Option<HttpIngest>,
         max_body_bytes: usize,
         keys: Keys,
-        generic_carriers: std::collections::BTreeMap<String, crate::carriers::generic::Mapping>,
+        generic_carriers: GenericCarriers,
     ) -> Self {
         AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes, keys, generic_carriers }) }
     }
@@ -69,6 +70,29 @@ impl AppState {
     /// The SQL engine showing what the request's caller may see.
     fn engine_for(&self, headers: &HeaderMap) -> Result<SqlEngine, ApiError> {
         Ok(self.inner.engine.scoped(self.principal(headers)?.scope()))
+    }
+
+    /// Refuses callers that are not admins (with authentication off, everyone is).
+    fn require_admin(&self, headers: &HeaderMap, action: &'static str) -> Result<(), ApiError> {
+        let caller = self.principal(headers)?;
+        if caller.role != Role::Admin {
+            return Err(AuthError::Forbidden { role: caller.role, action }.into());
+        }
+        Ok(())
+    }
+
+    fn ingest(&self) -> Result<&HttpIngest, ApiError> {
+        self.inner.ingest.as_ref().ok_or(ApiError::from(SubmitError::Stopped))
+    }
+
+    /// The request body, refused with 413 past `api.max_body_bytes`.
+    async fn read_body(&self, body: Body) -> Result<Bytes, ApiError> {
+        let limit = self.inner.max_body_bytes;
+        axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "body_too_large",
+            message: format!("the body is larger than {limit} bytes; send smaller batches"),
+        })
     }
 }
 
@@ -286,31 +310,6 @@ fn answer_lines(outcomes: Vec<LineOutcome>) -> Value {
     let rejected = count(|o| matches!(o, LineOutcome::Rejected(_)));
     let lines: Vec<LineAnswer> = outcomes.into_iter().enumerate().map(|(i, outcome)| LineAnswer { line: i + 1, outcome }).collect();
     json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "lines": lines})
-}
-
-impl AppState {
-    /// Refuses callers that are not admins (with authentication off, everyone is).
-    fn require_admin(&self, headers: &HeaderMap, action: &'static str) -> Result<Principal, ApiError> {
-        let caller = self.principal(headers)?;
-        if caller.role != Role::Admin {
-            return Err(AuthError::Forbidden { role: caller.role, action }.into());
-        }
-        Ok(caller)
-    }
-
-    fn ingest(&self) -> Result<&HttpIngest, ApiError> {
-        self.inner.ingest.as_ref().ok_or(ApiError::from(SubmitError::Stopped))
-    }
-
-    /// The request body, refused with 413 past `api.max_body_bytes`.
-    async fn read_body(&self, body: Body) -> Result<Bytes, ApiError> {
-        let limit = self.inner.max_body_bytes;
-        axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "body_too_large",
-            message: format!("the body is larger than {limit} bytes; send smaller batches"),
-        })
-    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

@@ -145,7 +145,9 @@ impl StartupHandler for KeyLogin {
     }
 }
 
-/// One session service per scope, built at the scope's first query.
+/// One session service per scope, built at the scope's first query. The lock is held
+/// only to look up and insert, never while a session is built, so a merchant's first
+/// login does not hold up everyone else's queries.
 struct Sessions {
     engine: SqlEngine,
     services: Mutex<HashMap<Scope, Arc<DfSessionService>>>,
@@ -158,8 +160,7 @@ impl Sessions {
             Some(ALL_MERCHANTS) => Scope::All,
             Some(merchant) => Scope::Merchant(merchant.to_owned()),
         };
-        let mut services = self.services.lock().await;
-        if let Some(service) = services.get(&scope) {
+        if let Some(service) = self.services.lock().await.get(&scope) {
             return Ok(service.clone());
         }
         let ctx = self.engine.scoped(scope.clone()).live_session().await.map_err(|e| user_error("58000", e.to_string()))?;
@@ -167,8 +168,8 @@ impl Sessions {
         let hooks: Vec<Arc<dyn QueryHook>> =
             vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
         let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
-        services.insert(scope, service.clone());
-        Ok(service)
+        // Two first queries of one scope may race: keep whichever session got in first.
+        Ok(self.services.lock().await.entry(scope).or_insert(service).clone())
     }
 }
 

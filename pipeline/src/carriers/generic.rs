@@ -62,22 +62,22 @@ fn meaning_of(text: &str) -> Option<(ParcelStatus, Option<SubStatus>)> {
     }
 }
 
-pub struct Generic {
+pub struct Generic<'a> {
     carrier: String,
-    mapping: Mapping,
+    mapping: &'a Mapping,
 }
 
-impl Generic {
-    pub fn new(carrier: &str, mapping: Mapping) -> Self {
+impl<'a> Generic<'a> {
+    pub fn new(carrier: &str, mapping: &'a Mapping) -> Self {
         Generic { carrier: carrier.to_owned(), mapping }
     }
 
-    fn text<'a>(&self, value: &'a Value, pointer: Option<&String>) -> Option<&'a str> {
+    fn text<'v>(&self, value: &'v Value, pointer: Option<&String>) -> Option<&'v str> {
         pointer.and_then(|p| value.pointer(p)).and_then(Value::as_str)
     }
 }
 
-impl Adapter for Generic {
+impl Adapter for Generic<'_> {
     fn carrier(&self) -> &str {
         &self.carrier
     }
@@ -90,7 +90,7 @@ impl Adapter for Generic {
             Some(event @ Value::Object(_)) => vec![event],
             _ => return Err(unparsable(carrier, format!("no events at {:?}", self.mapping.events))),
         };
-        let m = &self.mapping;
+        let m = self.mapping;
         let mut scans = Vec::new();
         for event in events {
             let number = self.text(event, Some(&m.tracking_number)).or_else(|| self.text(&root, Some(&m.tracking_number)));

@@ -65,8 +65,11 @@ pub trait Adapter: Send + Sync {
 /// The built-in adapters' carrier codes.
 pub const BUILT_IN: [&str; 7] = ["ups", "fedex", "usps", "dhl", "dhl_express", "sf_express", "cainiao"];
 
+/// The configured generic carriers (`[carriers.generic.<code>]`), by carrier code.
+pub type GenericCarriers = BTreeMap<String, generic::Mapping>;
+
 /// The adapter for `carrier`: a built-in one, or one of the configured generic mappings.
-pub fn adapter(carrier: &str, generic: &BTreeMap<String, generic::Mapping>) -> Result<Box<dyn Adapter>, AdapterError> {
+pub fn adapter<'a>(carrier: &str, generic: &'a GenericCarriers) -> Result<Box<dyn Adapter + 'a>, AdapterError> {
     Ok(match carrier {
         "ups" => Box::new(ups::Ups),
         "fedex" => Box::new(fedex::FedEx),
@@ -76,7 +79,7 @@ pub fn adapter(carrier: &str, generic: &BTreeMap<String, generic::Mapping>) -> R
         "sf_express" => Box::new(sf_express::SfExpress),
         "cainiao" => Box::new(cainiao::Cainiao),
         other => match generic.get(other) {
-            Some(mapping) => Box::new(generic::Generic::new(other, mapping.clone())),
+            Some(mapping) => Box::new(generic::Generic::new(other, mapping)),
             None => {
                 let known: Vec<&str> = BUILT_IN.iter().copied().chain(generic.keys().map(String::as_str)).collect();
                 return Err(AdapterError::UnknownCarrier(other.to_owned(), known.join(", ")));

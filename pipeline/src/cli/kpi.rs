@@ -56,11 +56,10 @@ enum Command {
 pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     match args.command {
         Some(Command::List { definitions }) => {
-            let engine = super::sql_engine(args.lake.open(config)?, config)?;
-            for kpi in engine.library().kpis() {
+            for kpi in super::kpi_library(config)?.kpis() {
                 println!("{:<30} {}  [group by: {}]", kpi.name, kpi.title, kpi.group_by.join(", "));
                 if definitions {
-                    println!("{}\n", textwrap_indent(&kpi.definition));
+                    println!("{}\n", indent(&kpi.definition));
                 }
             }
             return Ok(());
@@ -73,7 +72,7 @@ pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
             } else {
                 Window::trailing(days.unwrap_or(config.kpi.rollup_days), chrono::Utc::now().date_naive())
             };
-            for rolled in rollup::run(&engine, &lake, window, QueryLimits::for_rollups(&config.kpi, config.api.query_timeout * 20)).await? {
+            for rolled in rollup::run(&engine, &lake, window, QueryLimits::for_rollups(config)).await? {
                 println!("{:<24} {} rows", rolled.table, rolled.rows);
             }
             return Ok(());
@@ -90,6 +89,6 @@ pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     super::sql::print(&result.batches, args.format)
 }
 
-fn textwrap_indent(text: &str) -> String {
+fn indent(text: &str) -> String {
     text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
 }

@@ -57,11 +57,15 @@ impl LakeArg {
 /// The SQL engine over `lake` with the configured KPI library (`kpi.queries_dir`, or
 /// the one built in).
 fn sql_engine(lake: crate::lake::Lake, config: &Config) -> anyhow::Result<crate::kpi::SqlEngine> {
-    let library = match &config.kpi.queries_dir {
+    Ok(crate::kpi::SqlEngine::with_library(lake, kpi_library(config)?))
+}
+
+/// The configured KPI library: `kpi.queries_dir`, or the one built in.
+fn kpi_library(config: &Config) -> anyhow::Result<std::sync::Arc<crate::kpi::library::Library>> {
+    Ok(match &config.kpi.queries_dir {
         Some(dir) => std::sync::Arc::new(crate::kpi::library::Library::from_dir(dir)?),
         None => crate::kpi::library::Library::builtin(),
-    };
-    Ok(crate::kpi::SqlEngine::with_library(lake, library))
+    })
 }
 
 #[derive(Subcommand)]

@@ -109,7 +109,8 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     if config.kpi.rollup_interval.is_zero() {
         tracing::info!("KPI rollups are not scheduled (kpi.rollup_interval = 0s)");
     } else {
-        tokio::spawn(roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), config.api.query_timeout));
+        let limits = QueryLimits::for_rollups(&config);
+        tokio::spawn(roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), limits));
     }
     let state = AppState::new(
         engine,
@@ -150,9 +151,8 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
 /// Recomputes the KPI rollups every `kpi.rollup_interval`: the first time every day if a
 /// rollup table is missing, then the last `kpi.rollup_days` days. A failed run is logged
 /// and the next one tries again.
-async fn roll_up_periodically(engine: crate::kpi::SqlEngine, lake: crate::lake::Lake, kpi: crate::config::KpiConfig, timeout: std::time::Duration) {
+async fn roll_up_periodically(engine: crate::kpi::SqlEngine, lake: crate::lake::Lake, kpi: crate::config::KpiConfig, limits: QueryLimits) {
     use crate::kpi::rollup::{self, Window};
-    let limits = crate::kpi::QueryLimits::for_rollups(&kpi, timeout * 20);
     let mut ticks = tokio::time::interval(kpi.rollup_interval);
     loop {
         ticks.tick().await;

@@ -98,11 +98,10 @@ impl Kpi {
                 return Err(KpiError::BadParameter { parameter: "merchant", problem: "a merchant id has 1 to 128 bytes".into() });
             }
         }
-        let timestamp = |t: DateTime<Utc>| ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(Arc::from("UTC")));
         Ok(ParamValues::from(vec![
             ("merchant", ScalarValue::Utf8(params.merchant.clone())),
-            ("from", timestamp(params.from)),
-            ("to", timestamp(params.to)),
+            ("from", utc_parameter(params.from)),
+            ("to", utc_parameter(params.to)),
             ("group_by", ScalarValue::Utf8(Some(group_by.to_owned()))),
         ]))
     }
@@ -136,6 +135,11 @@ impl KpiParams {
         let present = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
         Ok(KpiParams { merchant: present(merchant), from, to, group_by: present(group_by) })
     }
+}
+
+/// A UTC instant as a query parameter, typed like the lake's timestamp columns.
+pub fn utc_parameter(t: DateTime<Utc>) -> ScalarValue {
+    ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(Arc::from("UTC")))
 }
 
 /// An RFC 3339 timestamp, or a date: its start, or (`end_of_day`) the next day's start.

@@ -103,9 +103,10 @@ impl QueryLimits {
         QueryLimits { max_rows: usize::MAX, max_result_bytes: usize::MAX, max_memory_bytes: usize::MAX, timeout }
     }
 
-    /// The limits of a rollup run (`[kpi]`): memory-bounded, otherwise generous.
-    pub fn for_rollups(kpi: &crate::config::KpiConfig, timeout: Duration) -> Self {
-        QueryLimits { max_memory_bytes: kpi.rollup_memory_bytes, ..QueryLimits::time_only(timeout) }
+    /// The limits of a rollup query: `kpi.rollup_memory_bytes` of memory, and twenty
+    /// times an API query's time (a rollup reads every event of its window).
+    pub fn for_rollups(config: &crate::config::Config) -> Self {
+        QueryLimits { max_memory_bytes: config.kpi.rollup_memory_bytes, ..QueryLimits::time_only(config.api.query_timeout * 20) }
     }
 }
 

@@ -13,10 +13,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::common::ParamValues;
-use datafusion::scalar::ScalarValue;
 use deltalake::protocol::SaveMode;
 use std::sync::Arc;
 
+use super::library::utc_parameter;
 use super::{QueryError, QueryLimits, Scope, SqlEngine};
 use crate::lake::{Lake, LakeError};
 
@@ -52,27 +52,23 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
     };
     // Far enough ahead for events stamped in the future by a wrong clock.
     let to = DateTime::<Utc>::MAX_UTC;
-    let timestamp = |t: DateTime<Utc>| ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(Arc::from("UTC")));
     let mut rolled = Vec::new();
     for (name, sql) in engine.library().rollups() {
-        let params = ParamValues::from(vec![("from", timestamp(from)), ("to", timestamp(to))]);
+        let params = ParamValues::from(vec![("from", utc_parameter(from)), ("to", utc_parameter(to))]);
         let result = engine.execute(sql, Some(params), limits).await?;
         let rows = result.num_rows();
         let batches = plain_strings(result.batches).map_err(|e| derived(name, e))?;
         let table = lake.derived(name).await?;
-        if rows == 0 {
-            // Nothing in the window: clear it (a table is created by its first rows).
-            if table.version().is_some() {
-                table.delete().with_predicate(replace.clone().unwrap_or_else(|| "true".into())).await.map_err(|e| derived(name, e))?;
+        if rows > 0 {
+            let mut write = table.write(batches).with_save_mode(SaveMode::Overwrite);
+            if let Some(predicate) = &replace {
+                write = write.with_replace_where(predicate.as_str());
             }
-            rolled.push(Rolled { table: name.clone(), rows });
-            continue;
+            write.await.map_err(|e| derived(name, e))?;
+        } else if table.version().is_some() {
+            // Nothing in the window: clear it (a table is created by its first rows).
+            table.delete().with_predicate(replace.clone().unwrap_or_else(|| "true".into())).await.map_err(|e| derived(name, e))?;
         }
-        let mut write = table.write(batches).with_save_mode(SaveMode::Overwrite);
-        if let Some(predicate) = &replace {
-            write = write.with_replace_where(predicate.as_str());
-        }
-        write.await.map_err(|e| derived(name, e))?;
         rolled.push(Rolled { table: name.clone(), rows });
     }
     Ok(rolled)
