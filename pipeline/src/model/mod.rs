@@ -123,7 +123,7 @@ pub struct Shipment {
 }
 
 /// A decimal amount of money, held exactly as an integer number of ten-thousandths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Money {
     /// The amount times 10^[`Money::SCALE`].
     pub minor: i64,
@@ -142,7 +142,7 @@ impl Money {
 }
 
 /// A time window such as a promised delivery window or a carrier ETA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub from: Timestamp,
     pub to: Timestamp,

@@ -6,7 +6,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 ///
 /// The instant is what orders and compares; the offset is kept because the local time of
 /// a scan ("left the hub this morning") is part of what a customer is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Timestamp {
     /// Microseconds since the Unix epoch, UTC.
     pub micros: i64,

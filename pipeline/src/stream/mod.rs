@@ -1,8 +1,17 @@
-//! Stream processing: what is decided per event as it flows, before the lake.
+//! Stream processing: what is decided per event as it flows.
 //!
-//! Today that is deduplication; the order state machine, timers, watermarks and lane
-//! statistics join it here.
+//! [`dedup`] keeps the ingest loop from writing an event twice. The rest follows every
+//! order and parcel through its life in event time: [`order`] (one order and its
+//! parcels), [`time`] (watermark and timers), [`lanes`] (per-lane statistics) and
+//! [`state`] (the rules that tie them together) are pure; [`tail`] reads the lake's new
+//! commits, [`checkpoint`] saves and restores the state with the lake versions it
+//! reflects, and [`processor`] runs the loop.
 
 pub mod dedup;
+pub mod lanes;
+pub mod order;
+pub mod state;
+pub mod time;
 
 pub use dedup::DedupWindow;
+pub use state::{Applied, StreamSettings, StreamState, TimerFiring};

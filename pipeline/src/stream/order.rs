@@ -1,0 +1,681 @@
+//! One order and its parcels, as their events say, placed by event time.
+//!
+//! Every part of an [`OrderState`] is a function of the *set* of events applied, never of
+//! their arrival order: a milestone keeps its earliest event (ties broken by the event
+//! id's hash), scans are kept sorted by `(occurred_at, id hash)`, and everything a reader
+//! wants (the status, the flags) is derived from those on demand. That is what makes any
+//! arrival order of the same events end in the same state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Money, NotifyChannel, ParcelStatus, SubStatus, Timestamp, Window};
+
+/// A stable 64-bit identity of an event id: deduplication and the tie-break between
+/// events at the same instant.
+pub fn id_hash(event_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
+}
+
+/// One thing that happened at one time, by one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    pub at: Timestamp,
+    /// The event id's [`id_hash`].
+    pub id: u64,
+    /// What the event adds in words: a cancellation reason, a warehouse.
+    pub detail: Option<String>,
+}
+
+impl Mark {
+    fn key(&self) -> (i64, u64) {
+        (self.at.micros, self.id)
+    }
+}
+
+/// Keeps the earliest of the marks seen for one milestone.
+pub fn keep_earliest(slot: &mut Option<Mark>, mark: Mark) {
+    if slot.as_ref().is_none_or(|current| mark.key() < current.key()) {
+        *slot = Some(mark);
+    }
+}
+
+/// What the checkout said (`order.created`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkout {
+    pub at: Timestamp,
+    pub id: u64,
+    pub channel: Option<String>,
+    pub customer_country: Option<String>,
+    pub customer_region: Option<String>,
+    pub customer_postal_code: Option<String>,
+    pub notify: Vec<NotifyChannel>,
+    pub items: Option<i32>,
+    pub total: Option<Money>,
+    pub ship_by: Option<Timestamp>,
+    pub promised_delivery: Option<Window>,
+}
+
+impl Checkout {
+    /// The customer's `country-region`, the destination end of a lane.
+    pub fn destination(&self) -> Option<String> {
+        Some(format!("{}-{}", self.customer_country.as_deref()?, self.customer_region.as_deref()?))
+    }
+}
+
+/// The order-level milestones, each the earliest event of its type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Milestones {
+    pub paid: Option<Mark>,
+    /// `detail`: the warehouse.
+    pub fulfillment_started: Option<Mark>,
+    pub completed: Option<Mark>,
+    /// `detail`: the reason.
+    pub cancelled: Option<Mark>,
+    /// `detail`: the reason.
+    pub return_requested: Option<Mark>,
+}
+
+/// One carrier scan of a parcel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scan {
+    pub at: Timestamp,
+    pub id: u64,
+    pub status: ParcelStatus,
+    pub sub_status: Option<SubStatus>,
+    pub raw_status: Option<String>,
+    pub description: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub country: Option<String>,
+    pub estimated_delivery: Option<Window>,
+}
+
+impl Scan {
+    fn key(&self) -> (i64, u64) {
+        (self.at.micros, self.id)
+    }
+}
+
+/// One parcel: an `order.shipped` (carrier + tracking number) and its scans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParcelState {
+    pub carrier: String,
+    pub tracking_number: String,
+    /// The earliest `order.shipped` naming this parcel; `None` while only scans are known.
+    /// `detail`: the service level.
+    pub shipped: Option<Mark>,
+    /// The order of that earliest `order.shipped`.
+    pub shipped_order: Option<String>,
+    /// The smallest `order_id` any scan of the parcel named, for parcels no
+    /// `order.shipped` names (yet).
+    pub order_hint: Option<String>,
+    /// Sorted by `(occurred_at, id hash)`, without duplicates.
+    pub scans: Vec<Scan>,
+}
+
+/// Statuses after which a parcel should not move again.
+fn is_final(status: ParcelStatus) -> bool {
+    matches!(status, ParcelStatus::Delivered | ParcelStatus::ReturnedToSender)
+}
+
+impl ParcelState {
+    pub fn new(carrier: &str, tracking_number: &str) -> Self {
+        ParcelState {
+            carrier: carrier.to_owned(),
+            tracking_number: tracking_number.to_owned(),
+            shipped: None,
+            shipped_order: None,
+            order_hint: None,
+            scans: Vec::new(),
+        }
+    }
+
+    /// The order the parcel belongs to: the one whose `order.shipped` names it (the
+    /// earliest, if several do), else the one its scans name. A function of the events
+    /// seen, not of their order.
+    pub fn owner(&self) -> Option<&str> {
+        self.shipped_order.as_deref().or(self.order_hint.as_deref())
+    }
+
+    /// Records an `order.shipped` naming this parcel.
+    pub fn ship(&mut self, mark: Mark, order_id: &str) {
+        if self.shipped.as_ref().is_none_or(|current| mark.key() < current.key()) {
+            self.shipped = Some(mark);
+            self.shipped_order = Some(order_id.to_owned());
+        }
+    }
+
+    /// Records the order id a scan named.
+    pub fn hint_order(&mut self, order_id: &str) {
+        if self.order_hint.as_deref().is_none_or(|current| order_id < current) {
+            self.order_hint = Some(order_id.to_owned());
+        }
+    }
+
+    /// Adds a scan in its event-time place; `false` if this scan was already here.
+    pub fn add_scan(&mut self, scan: Scan) -> bool {
+        if self.scans.iter().any(|s| s.id == scan.id) {
+            return false;
+        }
+        let at = self.scans.partition_point(|s| s.key() < scan.key());
+        self.scans.insert(at, scan);
+        true
+    }
+
+    pub fn service_level(&self) -> Option<&str> {
+        self.shipped.as_ref()?.detail.as_deref()
+    }
+
+    /// The status of the latest scan; `info_received` for a shipped parcel with no scan.
+    pub fn status(&self) -> Option<ParcelStatus> {
+        match self.scans.last() {
+            Some(scan) => Some(scan.status),
+            None => self.shipped.as_ref().map(|_| ParcelStatus::InfoReceived),
+        }
+    }
+
+    /// The latest scan at or before `at`.
+    pub fn latest_scan_until(&self, at: i64) -> Option<&Scan> {
+        self.scans.iter().take_while(|s| s.at.micros <= at).last()
+    }
+
+    /// The first scan with `status`.
+    pub fn first(&self, status: ParcelStatus) -> Option<&Scan> {
+        self.scans.iter().find(|s| s.status == status)
+    }
+
+    /// The carrier's latest ETA window.
+    pub fn carrier_eta(&self) -> Option<Window> {
+        self.scans.iter().rev().find_map(|s| s.estimated_delivery)
+    }
+
+    /// The pickup scan's `country-region`, the origin end of a lane.
+    pub fn origin(&self) -> Option<String> {
+        let pickup = self.first(ParcelStatus::InTransit)?;
+        Some(format!("{}-{}", pickup.country.as_deref()?, pickup.region.as_deref()?))
+    }
+
+    /// A scan that moves the parcel on after it was delivered or returned.
+    pub fn scan_after_final(&self) -> Option<&Scan> {
+        let first_final = self.scans.iter().position(|s| is_final(s.status))?;
+        self.scans[first_final + 1..].iter().find(|s| !is_final(s.status))
+    }
+
+    pub fn last_event_at(&self) -> Option<i64> {
+        let scan = self.scans.last().map(|s| s.at.micros);
+        let shipped = self.shipped.as_ref().map(|m| m.at.micros);
+        scan.max(shipped)
+    }
+}
+
+/// The key of a parcel across the state: carrier and tracking number.
+pub fn parcel_key(carrier: &str, tracking_number: &str) -> String {
+    format!("{carrier}/{tracking_number}")
+}
+
+/// Where an order stands, derived from its milestones and parcels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Events for the order arrived, but not its `order.created`.
+    AwaitingOrder,
+    Created,
+    Paid,
+    Fulfilling,
+    /// Handed to a carrier (label created, no movement yet).
+    Shipped,
+    InTransit,
+    OutForDelivery,
+    AvailableForPickup,
+    FailedAttempt,
+    Exception,
+    /// Some parcels delivered, others not yet.
+    PartiallyDelivered,
+    Delivered,
+    Completed,
+    Cancelled,
+    ReturnRequested,
+    Returned,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::AwaitingOrder => "awaiting_order",
+            OrderStatus::Created => "created",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Fulfilling => "fulfilling",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::InTransit => "in_transit",
+            OrderStatus::OutForDelivery => "out_for_delivery",
+            OrderStatus::AvailableForPickup => "available_for_pickup",
+            OrderStatus::FailedAttempt => "failed_attempt",
+            OrderStatus::Exception => "exception",
+            OrderStatus::PartiallyDelivered => "partially_delivered",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Completed => "completed",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::ReturnRequested => "return_requested",
+            OrderStatus::Returned => "returned",
+        }
+    }
+
+    /// An order in one of these has nothing more to wait for: it may leave the hot state
+    /// after the retention period.
+    pub fn is_final(self) -> bool {
+        matches!(self, OrderStatus::Delivered | OrderStatus::Completed | OrderStatus::Cancelled | OrderStatus::Returned)
+    }
+
+    /// The order-level reading of one parcel's status.
+    fn of_parcel(status: ParcelStatus) -> OrderStatus {
+        match status {
+            ParcelStatus::InfoReceived | ParcelStatus::Unknown => OrderStatus::Shipped,
+            ParcelStatus::InTransit => OrderStatus::InTransit,
+            ParcelStatus::OutForDelivery => OrderStatus::OutForDelivery,
+            ParcelStatus::FailedAttempt => OrderStatus::FailedAttempt,
+            ParcelStatus::AvailableForPickup => OrderStatus::AvailableForPickup,
+            ParcelStatus::Delivered => OrderStatus::Delivered,
+            ParcelStatus::Exception => OrderStatus::Exception,
+            ParcelStatus::ReturnedToSender => OrderStatus::Returned,
+        }
+    }
+
+    /// How much a parcel in this status needs attention; the order shows its most urgent
+    /// undelivered parcel.
+    fn urgency(self) -> u8 {
+        match self {
+            OrderStatus::Exception => 6,
+            OrderStatus::FailedAttempt => 5,
+            OrderStatus::AvailableForPickup => 4,
+            OrderStatus::OutForDelivery => 3,
+            OrderStatus::InTransit => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something in an order's events that should not happen; kept and shown, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "flag", rename_all = "snake_case")]
+pub enum Flag {
+    /// A parcel was scanned as moving again after it was delivered or returned.
+    ScanAfterDelivery { tracking_number: String, raw_status: Option<String>, at: String },
+    /// A parcel was shipped after the order was cancelled.
+    ShippedAfterCancellation { tracking_number: String },
+    /// An event is dated before the order was created.
+    EventBeforeCreation { event: &'static str },
+    /// The order's `order.created` has not arrived although the watermark is past its
+    /// first event by more than the grace period.
+    MissingOrderCreated,
+}
+
+/// Everything an order's own events say (its parcels live beside it, by key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderState {
+    pub order_id: String,
+    /// The smallest merchant id its events named (they should all name the same one).
+    pub merchant_id: Option<String>,
+    pub checkout: Option<Checkout>,
+    pub milestones: Milestones,
+    /// The [`parcel_key`]s of the parcels this order owns, sorted.
+    pub parcels: Vec<String>,
+    /// Hashes of the order events applied, sorted: the order's deduplication window.
+    pub seen: Vec<u64>,
+}
+
+impl OrderState {
+    pub fn new(order_id: &str) -> Self {
+        OrderState {
+            order_id: order_id.to_owned(),
+            merchant_id: None,
+            checkout: None,
+            milestones: Milestones::default(),
+            parcels: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Records an order event's id; `false` if it was applied before.
+    pub fn first_sighting(&mut self, id: u64) -> bool {
+        match self.seen.binary_search(&id) {
+            Ok(_) => false,
+            Err(at) => {
+                self.seen.insert(at, id);
+                true
+            }
+        }
+    }
+
+    pub fn name_merchant(&mut self, merchant_id: Option<&str>) {
+        if let Some(merchant) = merchant_id
+            && self.merchant_id.as_deref().is_none_or(|current| merchant < current)
+        {
+            self.merchant_id = Some(merchant.to_owned());
+        }
+    }
+
+    /// Keeps the earliest checkout if several `order.created` events name the order.
+    pub fn set_checkout(&mut self, checkout: Checkout) {
+        if self.checkout.as_ref().is_none_or(|c| (checkout.at.micros, checkout.id) < (c.at.micros, c.id)) {
+            self.checkout = Some(checkout);
+        }
+    }
+
+    pub fn own_parcel(&mut self, key: &str) {
+        if let Err(at) = self.parcels.binary_search_by(|k| k.as_str().cmp(key)) {
+            self.parcels.insert(at, key.to_owned());
+        }
+    }
+
+    pub fn disown_parcel(&mut self, key: &str) {
+        self.parcels.retain(|k| k != key);
+    }
+
+    /// An order that nothing but a moved parcel's scan ever named: nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty() && self.parcels.is_empty()
+    }
+
+    /// Event times of the order's own events.
+    fn own_times(&self) -> impl Iterator<Item = i64> + '_ {
+        let m = &self.milestones;
+        let marks = [&m.paid, &m.fulfillment_started, &m.completed, &m.cancelled, &m.return_requested];
+        let checkout = self.checkout.as_ref().map(|c| c.at.micros);
+        marks.into_iter().filter_map(|m| m.as_ref().map(|m| m.at.micros)).chain(checkout)
+    }
+}
+
+/// An order with its parcels: what status, flags, timelines and ETAs are read from.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderView<'a> {
+    pub order: &'a OrderState,
+    /// The order's parcels, in the order of [`OrderState::parcels`].
+    pub parcels: &'a [&'a ParcelState],
+}
+
+impl OrderView<'_> {
+    fn times(&self) -> impl Iterator<Item = i64> + '_ {
+        let parcels = self.parcels.iter().flat_map(|p| p.scans.iter().map(|s| s.at.micros).chain(p.shipped.as_ref().map(|m| m.at.micros)));
+        self.order.own_times().chain(parcels)
+    }
+
+    /// The earliest event time of anything about the order.
+    pub fn first_event_at(&self) -> Option<i64> {
+        self.times().min()
+    }
+
+    /// The latest event time of anything about the order.
+    pub fn last_event_at(&self) -> Option<i64> {
+        self.times().max()
+    }
+
+    /// The earliest shipment of any parcel.
+    pub fn first_shipped_at(&self) -> Option<i64> {
+        self.parcels.iter().filter_map(|p| p.shipped.as_ref()).map(|m| m.at.micros).min()
+    }
+
+    /// Where the order stands now.
+    pub fn status(&self) -> OrderStatus {
+        let m = &self.order.milestones;
+        if m.cancelled.is_some() {
+            return OrderStatus::Cancelled;
+        }
+        let parcels: Vec<OrderStatus> = self.parcels.iter().filter_map(|p| p.status()).map(OrderStatus::of_parcel).collect();
+        if m.return_requested.is_some() {
+            let all_back = !parcels.is_empty() && parcels.iter().all(|s| *s == OrderStatus::Returned);
+            return if all_back { OrderStatus::Returned } else { OrderStatus::ReturnRequested };
+        }
+        if m.completed.is_some() {
+            return OrderStatus::Completed;
+        }
+        if !parcels.is_empty() {
+            let delivered = parcels.iter().filter(|s| **s == OrderStatus::Delivered).count();
+            if delivered == parcels.len() {
+                return OrderStatus::Delivered;
+            }
+            if parcels.iter().all(|s| *s == OrderStatus::Returned) {
+                return OrderStatus::Returned;
+            }
+            if delivered > 0 {
+                return OrderStatus::PartiallyDelivered;
+            }
+            let open = parcels.iter().filter(|s| !matches!(s, OrderStatus::Delivered | OrderStatus::Returned));
+            return open.max_by_key(|s| s.urgency()).copied().unwrap_or(OrderStatus::Shipped);
+        }
+        if self.order.checkout.is_none() {
+            OrderStatus::AwaitingOrder
+        } else if m.fulfillment_started.is_some() {
+            OrderStatus::Fulfilling
+        } else if m.paid.is_some() {
+            OrderStatus::Paid
+        } else {
+            OrderStatus::Created
+        }
+    }
+
+    /// What is wrong with the order's events, given the watermark (a missing
+    /// `order.created` is only a problem once the grace period has passed).
+    pub fn flags(&self, watermark: Option<i64>, missing_created_grace: i64) -> Vec<Flag> {
+        let mut flags = Vec::new();
+        for parcel in self.parcels {
+            if let Some(scan) = parcel.scan_after_final() {
+                flags.push(Flag::ScanAfterDelivery {
+                    tracking_number: parcel.tracking_number.clone(),
+                    raw_status: scan.raw_status.clone(),
+                    at: scan.at.to_rfc3339(),
+                });
+            }
+        }
+        let m = &self.order.milestones;
+        if let Some(cancelled) = &m.cancelled {
+            for parcel in self.parcels {
+                if parcel.shipped.as_ref().is_some_and(|s| s.at > cancelled.at) {
+                    flags.push(Flag::ShippedAfterCancellation { tracking_number: parcel.tracking_number.clone() });
+                }
+            }
+        }
+        match &self.order.checkout {
+            Some(checkout) => {
+                let earlier = [
+                    ("order.paid", &m.paid),
+                    ("order.fulfillment_started", &m.fulfillment_started),
+                    ("order.completed", &m.completed),
+                    ("order.cancelled", &m.cancelled),
+                    ("order.return_requested", &m.return_requested),
+                ];
+                for (event, mark) in earlier {
+                    if mark.as_ref().is_some_and(|mark| mark.at < checkout.at) {
+                        flags.push(Flag::EventBeforeCreation { event });
+                    }
+                }
+                if self.parcels.iter().any(|p| p.shipped.as_ref().is_some_and(|s| s.at < checkout.at)) {
+                    flags.push(Flag::EventBeforeCreation { event: "order.shipped" });
+                }
+            }
+            None => {
+                let first = self.first_event_at();
+                if let (Some(w), Some(first)) = (watermark, first)
+                    && w > first + missing_created_grace
+                {
+                    flags.push(Flag::MissingOrderCreated);
+                }
+            }
+        }
+        flags
+    }
+
+    /// The delivery window the customer should expect now: the carrier's latest ETA of
+    /// the parcel still on its way that is expected last, or the promise made at checkout.
+    pub fn current_eta(&self) -> Option<Window> {
+        let carrier = self
+            .parcels
+            .iter()
+            .filter(|p| p.status().is_some_and(|s| !is_final(s)))
+            .filter_map(|p| p.carrier_eta())
+            .max_by_key(|w| w.to.micros);
+        carrier.or_else(|| self.order.checkout.as_ref().and_then(|c| c.promised_delivery))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(hours: i64) -> Timestamp {
+        Timestamp::from_micros_utc(1_795_000_000_000_000 + hours * Timestamp::MICROS_PER_HOUR)
+    }
+
+    fn scan(hours: i64, id: u64, status: ParcelStatus) -> Scan {
+        Scan {
+            at: at(hours),
+            id,
+            status,
+            sub_status: None,
+            raw_status: None,
+            description: None,
+            city: None,
+            region: None,
+            country: None,
+            estimated_delivery: None,
+        }
+    }
+
+    fn mark(hours: i64, id: u64) -> Mark {
+        Mark { at: at(hours), id, detail: None }
+    }
+
+    fn checkout() -> Checkout {
+        Checkout {
+            at: at(0),
+            id: 1,
+            channel: None,
+            customer_country: None,
+            customer_region: None,
+            customer_postal_code: None,
+            notify: vec![],
+            items: None,
+            total: None,
+            ship_by: None,
+            promised_delivery: None,
+        }
+    }
+
+    /// An order with a checkout and one parcel per list of scan statuses.
+    fn order_with(parcels: &[&[ParcelStatus]]) -> (OrderState, Vec<ParcelState>) {
+        let mut order = OrderState::new("o-1");
+        order.set_checkout(checkout());
+        let parcels = parcels
+            .iter()
+            .enumerate()
+            .map(|(n, statuses)| {
+                let mut parcel = ParcelState::new("ups", &format!("1Z{n}"));
+                order.own_parcel(&parcel_key("ups", &parcel.tracking_number));
+                parcel.ship(mark(1, 100 + n as u64), "o-1");
+                for (i, status) in statuses.iter().enumerate() {
+                    parcel.add_scan(scan(2 + i as i64, 1000 * (n as u64 + 1) + i as u64, *status));
+                }
+                parcel
+            })
+            .collect();
+        (order, parcels)
+    }
+
+    fn view<'a>(order: &'a OrderState, parcels: &'a [&'a ParcelState]) -> OrderView<'a> {
+        OrderView { order, parcels }
+    }
+
+    #[test]
+    fn order_status_follows_its_parcels() {
+        use ParcelStatus::*;
+        let cases: &[(&[&[ParcelStatus]], OrderStatus)] = &[
+            (&[], OrderStatus::Created),
+            (&[&[]], OrderStatus::Shipped),
+            (&[&[InfoReceived, InTransit]], OrderStatus::InTransit),
+            (&[&[InTransit, OutForDelivery]], OrderStatus::OutForDelivery),
+            (&[&[InTransit, Delivered]], OrderStatus::Delivered),
+            (&[&[InTransit, Delivered], &[InTransit]], OrderStatus::PartiallyDelivered),
+            (&[&[InTransit, Exception], &[OutForDelivery]], OrderStatus::Exception),
+            (&[&[InTransit, FailedAttempt], &[OutForDelivery]], OrderStatus::FailedAttempt),
+            (&[&[InTransit, AvailableForPickup]], OrderStatus::AvailableForPickup),
+            (&[&[InTransit, ReturnedToSender]], OrderStatus::Returned),
+            (&[&[InTransit, Unknown]], OrderStatus::Shipped),
+        ];
+        for (parcels, expected) in cases {
+            let (order, parcels_owned) = order_with(parcels);
+            let refs: Vec<&ParcelState> = parcels_owned.iter().collect();
+            assert_eq!(view(&order, &refs).status(), *expected, "{parcels:?}");
+        }
+    }
+
+    #[test]
+    fn order_milestones_decide_before_parcels() {
+        let (mut order, parcels) = order_with(&[&[ParcelStatus::InTransit]]);
+        let refs: Vec<&ParcelState> = parcels.iter().collect();
+        order.milestones.completed = Some(mark(50, 7));
+        assert_eq!(view(&order, &refs).status(), OrderStatus::Completed);
+        order.milestones.return_requested = Some(mark(60, 8));
+        assert_eq!(view(&order, &refs).status(), OrderStatus::ReturnRequested);
+        order.milestones.cancelled = Some(mark(0, 9));
+        assert_eq!(view(&order, &refs).status(), OrderStatus::Cancelled);
+
+        let mut early = OrderState::new("o-2");
+        assert_eq!(view(&early, &[]).status(), OrderStatus::AwaitingOrder);
+        early.set_checkout(checkout());
+        early.milestones.paid = Some(mark(1, 2));
+        assert_eq!(view(&early, &[]).status(), OrderStatus::Paid);
+        early.milestones.fulfillment_started = Some(mark(2, 3));
+        assert_eq!(view(&early, &[]).status(), OrderStatus::Fulfilling);
+    }
+
+    #[test]
+    fn scans_are_placed_by_event_time_and_deduplicated() {
+        let mut parcel = ParcelState::new("dhl", "JD1");
+        assert!(parcel.add_scan(scan(5, 2, ParcelStatus::Delivered)));
+        assert!(parcel.add_scan(scan(1, 1, ParcelStatus::InTransit)));
+        assert!(!parcel.add_scan(scan(1, 1, ParcelStatus::InTransit)));
+        assert!(parcel.add_scan(scan(3, 3, ParcelStatus::OutForDelivery)));
+        let order: Vec<_> = parcel.scans.iter().map(|s| s.status).collect();
+        assert_eq!(order, [ParcelStatus::InTransit, ParcelStatus::OutForDelivery, ParcelStatus::Delivered]);
+        assert_eq!(parcel.status(), Some(ParcelStatus::Delivered));
+        assert_eq!(parcel.latest_scan_until(at(4).micros).map(|s| s.status), Some(ParcelStatus::OutForDelivery));
+        assert!(parcel.scan_after_final().is_none());
+    }
+
+    #[test]
+    fn flags_name_what_should_not_happen() {
+        let (mut order, parcels) = order_with(&[&[ParcelStatus::InTransit, ParcelStatus::Delivered, ParcelStatus::InTransit]]);
+        let refs: Vec<&ParcelState> = parcels.iter().collect();
+        order.milestones.paid = Some(mark(-1, 5));
+        order.milestones.cancelled = Some(mark(0, 6));
+        let flags = view(&order, &refs).flags(None, 0);
+        assert!(matches!(flags[0], Flag::ScanAfterDelivery { .. }), "{flags:?}");
+        assert!(flags.contains(&Flag::ShippedAfterCancellation { tracking_number: "1Z0".into() }), "{flags:?}");
+        assert!(flags.contains(&Flag::EventBeforeCreation { event: "order.paid" }), "{flags:?}");
+
+        let mut orphan = OrderState::new("o-3");
+        orphan.milestones.paid = Some(mark(0, 1));
+        let grace = 2 * Timestamp::MICROS_PER_HOUR;
+        assert!(view(&orphan, &[]).flags(Some(at(1).micros), grace).is_empty());
+        assert_eq!(view(&orphan, &[]).flags(Some(at(3).micros), grace), [Flag::MissingOrderCreated]);
+    }
+
+    #[test]
+    fn the_earliest_event_of_a_milestone_wins_in_any_order() {
+        let mut a = None;
+        let mut b = None;
+        for m in [mark(3, 1), mark(1, 9), mark(1, 4)] {
+            keep_earliest(&mut a, m);
+        }
+        for m in [mark(1, 4), mark(3, 1), mark(1, 9)] {
+            keep_earliest(&mut b, m);
+        }
+        assert_eq!(a, b);
+        assert_eq!(a.map(|m| m.id), Some(4));
+    }
+}

@@ -1,0 +1,666 @@
+//! The stream processor's state: every order and parcel in play, the watermark, the
+//! timers and the lane statistics, and the rules that change them. Pure: no I/O, no
+//! clock (the caller passes the time when sources are idle).
+//!
+//! The promise this module keeps: the same set of events, arriving in any order within
+//! the allowed lateness, ends in the same state and fires the same timers, because
+//! - every order and parcel is a function of its set of events (see [`super::order`]);
+//! - a parcel belongs to the order whose `order.shipped` names it, else to the order its
+//!   scans name, decided from the events and not from who came first;
+//! - a timer's verdict reads only events at or before its due time, and the watermark
+//!   passes that time only once every such event has arrived (the lateness bound);
+//! - timers fire in `(due, kind, subject)` order, and orders leave the state at whole-day
+//!   watermark steps.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::lanes::{LaneKey, LaneStats};
+use super::order::{id_hash, parcel_key, Checkout, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan};
+use super::time::{TimerKind, Timers, Watermark};
+use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
+
+/// The knobs of the state machine (`[stream]` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSettings {
+    /// How late an event may arrive (behind the largest event time seen) and still be
+    /// placed before any timer reads it.
+    pub allowed_lateness: i64,
+    /// A shipped parcel the carrier has not scanned as moving after this long fires
+    /// `label_not_scanned`.
+    pub label_scan_after: i64,
+    /// A parcel not delivered and not scanned for this long fires `no_scan_for`.
+    pub no_scan_after: i64,
+    /// How long a delivered, completed, cancelled or returned order stays after its last
+    /// event.
+    pub retention: i64,
+    /// How long any order stays after its last event, finished or not.
+    pub max_idle: i64,
+    /// How long an order may go without its `order.created` before it is flagged.
+    pub missing_created_grace: i64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        let hour = Timestamp::MICROS_PER_HOUR;
+        let day = Timestamp::MICROS_PER_DAY;
+        StreamSettings {
+            allowed_lateness: hour,
+            label_scan_after: 24 * hour,
+            no_scan_after: 72 * hour,
+            retention: 7 * day,
+            max_idle: 60 * day,
+            missing_created_grace: 6 * hour,
+        }
+    }
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new event, now part of the state.
+    New,
+    /// Seen before: nothing changed.
+    Duplicate,
+    /// Not about orders or parcels (tickets).
+    Ignored,
+}
+
+/// A timer that fired: the input of the detectors. Identified by `(kind, subject, due_at)`,
+/// which is the same in a live run and in any replay.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TimerFiring {
+    pub due_at: i64,
+    pub kind: TimerKind,
+    /// The order id (`ship_by_passed`) or the parcel key `carrier/tracking_number`.
+    pub subject: String,
+    pub order_id: Option<String>,
+    pub merchant_id: Option<String>,
+}
+
+/// Counters about the state, for logs and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamCounters {
+    pub applied: u64,
+    pub duplicates: u64,
+    /// Events that arrived behind the watermark (still applied).
+    pub late: u64,
+    pub evicted_orders: u64,
+}
+
+/// Everything the stream processor knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamState {
+    settings: StreamSettings,
+    orders: HashMap<String, OrderState>,
+    /// Every parcel, by [`parcel_key`]; its owner (if any) lists it in `parcels`.
+    parcels: HashMap<String, ParcelState>,
+    timers: Timers,
+    lanes: BTreeMap<LaneKey, LaneStats>,
+    watermark: Watermark,
+    /// The last whole day (of the watermark) at which finished orders were let go.
+    swept_day: Option<i64>,
+    counters: StreamCounters,
+    /// Orders whose derived state may have changed since [`StreamState::take_changed`]:
+    /// checkpointed, so what a crash interrupted is still written out after a restart.
+    changed: std::collections::BTreeSet<String>,
+}
+
+/// Equal in everything the events decide: orders, parcels, pending timers, lanes and the
+/// watermark. Counters (duplicates, late arrivals) and the change log depend on arrival
+/// order and timing, so they are left out.
+impl PartialEq for StreamState {
+    fn eq(&self, other: &Self) -> bool {
+        self.settings == other.settings
+            && self.orders == other.orders
+            && self.parcels == other.parcels
+            && self.timers == other.timers
+            && self.lanes == other.lanes
+            && self.watermark.current() == other.watermark.current()
+    }
+}
+
+impl StreamState {
+    pub fn new(settings: StreamSettings) -> Self {
+        StreamState {
+            watermark: Watermark::new(settings.allowed_lateness),
+            settings,
+            orders: HashMap::new(),
+            parcels: HashMap::new(),
+            timers: Timers::default(),
+            lanes: BTreeMap::new(),
+            swept_day: None,
+            counters: StreamCounters::default(),
+            changed: Default::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark.current()
+    }
+
+    pub fn counters(&self) -> StreamCounters {
+        self.counters
+    }
+
+    pub fn order_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    pub fn parcel_count(&self) -> usize {
+        self.parcels.len()
+    }
+
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    pub fn lanes(&self) -> &BTreeMap<LaneKey, LaneStats> {
+        &self.lanes
+    }
+
+    pub fn order(&self, order_id: &str) -> Option<&OrderState> {
+        self.orders.get(order_id)
+    }
+
+    pub fn orders(&self) -> impl Iterator<Item = &OrderState> {
+        self.orders.values()
+    }
+
+    pub fn parcel(&self, key: &str) -> Option<&ParcelState> {
+        self.parcels.get(key)
+    }
+
+    /// An order's parcels, for an [`OrderView`].
+    pub fn parcels_of(&self, order: &OrderState) -> Vec<&ParcelState> {
+        order.parcels.iter().filter_map(|key| self.parcels.get(key)).collect()
+    }
+
+    /// The ids of the orders that changed since the last call, sorted.
+    pub fn take_changed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changed).into_iter().collect()
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, event: &Event) -> Applied {
+        let at = event.occurred_at.micros;
+        let id = id_hash(&event.event_id);
+        let applied = match &event.body {
+            EventBody::Order(order_event) => self.apply_order_event(&order_event.order_id, &order_event.detail, event, id),
+            EventBody::Carrier(scan) => self.apply_scan(scan, event, id),
+            EventBody::Ticket(_) => return Applied::Ignored,
+        };
+        match applied {
+            Applied::New => {
+                self.counters.applied += 1;
+                if self.watermark.observe(at) {
+                    self.counters.late += 1;
+                }
+            }
+            Applied::Duplicate => self.counters.duplicates += 1,
+            Applied::Ignored => {}
+        }
+        applied
+    }
+
+    fn apply_order_event(&mut self, order_id: &str, detail: &OrderDetail, event: &Event, id: u64) -> Applied {
+        let order = self.orders.entry(order_id.to_owned()).or_insert_with(|| OrderState::new(order_id));
+        if !order.first_sighting(id) {
+            return Applied::Duplicate;
+        }
+        order.name_merchant(event.merchant_id.as_deref());
+        let mark = |detail: Option<&String>| Mark { at: event.occurred_at, id, detail: detail.cloned() };
+        let m = &mut order.milestones;
+        use super::order::keep_earliest;
+        match detail {
+            OrderDetail::Created(created) => {
+                if let Some(ship_by) = created.ship_by {
+                    self.timers.set(ship_by.micros, TimerKind::ShipByPassed, order_id);
+                }
+                order.set_checkout(Checkout {
+                    at: event.occurred_at,
+                    id,
+                    channel: created.channel.clone(),
+                    customer_country: created.customer.country.clone(),
+                    customer_region: created.customer.region.clone(),
+                    customer_postal_code: created.customer.postal_code.clone(),
+                    notify: created.customer.notify.clone(),
+                    items: created.items,
+                    total: created.total,
+                    ship_by: created.ship_by,
+                    promised_delivery: created.promised_delivery,
+                });
+            }
+            OrderDetail::Paid => keep_earliest(&mut m.paid, mark(None)),
+            OrderDetail::FulfillmentStarted { warehouse } => keep_earliest(&mut m.fulfillment_started, mark(warehouse.as_ref())),
+            OrderDetail::Completed => keep_earliest(&mut m.completed, mark(None)),
+            OrderDetail::Cancelled { reason } => keep_earliest(&mut m.cancelled, mark(reason.as_ref())),
+            OrderDetail::ReturnRequested { reason } => keep_earliest(&mut m.return_requested, mark(reason.as_ref())),
+            OrderDetail::Shipped(shipment) => {
+                let key = parcel_key(&shipment.carrier, &shipment.tracking_number);
+                let parcel = self
+                    .parcels
+                    .entry(key.clone())
+                    .or_insert_with(|| ParcelState::new(&shipment.carrier, &shipment.tracking_number));
+                let before = parcel.owner().map(str::to_owned);
+                parcel.ship(mark(shipment.service_level.as_ref()), order_id);
+                if let Some(shipped) = &parcel.shipped {
+                    self.timers.set(shipped.at.micros + self.settings.label_scan_after, TimerKind::LabelNotScanned, &key);
+                }
+                self.reassign(&key, before);
+            }
+        }
+        self.changed.insert(order_id.to_owned());
+        Applied::New
+    }
+
+    fn apply_scan(&mut self, scan: &CarrierScan, event: &Event, id: u64) -> Applied {
+        let key = parcel_key(&scan.carrier, &scan.tracking_number);
+        let parcel = self.parcels.entry(key.clone()).or_insert_with(|| ParcelState::new(&scan.carrier, &scan.tracking_number));
+        let at = event.occurred_at.micros;
+        let new = parcel.add_scan(Scan {
+            at: event.occurred_at,
+            id,
+            status: scan.status,
+            sub_status: scan.sub_status,
+            raw_status: scan.raw_status.clone(),
+            description: scan.description.clone(),
+            city: scan.location.city.clone(),
+            region: scan.location.region.clone(),
+            country: scan.location.country.clone(),
+            estimated_delivery: scan.estimated_delivery,
+        });
+        if !new {
+            return Applied::Duplicate;
+        }
+        let before = parcel.owner().map(str::to_owned);
+        if let Some(order_id) = &scan.order_id {
+            parcel.hint_order(order_id);
+        }
+        match scan.status {
+            ParcelStatus::Delivered => self.timers.set(at, TimerKind::LaneDelivery, &key),
+            ParcelStatus::ReturnedToSender => {}
+            _ => self.timers.set(at + self.settings.no_scan_after, TimerKind::NoScanFor, &key),
+        }
+        self.reassign(&key, before);
+        if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner()) {
+            self.changed.insert(owner.to_owned());
+        }
+        Applied::New
+    }
+
+    /// Moves a parcel to its owner after an event may have changed who that is.
+    fn reassign(&mut self, key: &str, before: Option<String>) {
+        let after = self.parcels.get(key).and_then(|p| p.owner()).map(str::to_owned);
+        if before == after {
+            return;
+        }
+        if let Some(old) = before {
+            if let Some(order) = self.orders.get_mut(&old) {
+                order.disown_parcel(key);
+                if order.is_empty() {
+                    self.orders.remove(&old);
+                }
+            }
+            self.changed.insert(old);
+        }
+        if let Some(new) = after {
+            self.orders.entry(new.clone()).or_insert_with(|| OrderState::new(&new)).own_parcel(key);
+            self.changed.insert(new);
+        }
+    }
+
+    /// Advances the watermark with the clock while the sources are idle.
+    pub fn advance_with_clock(&mut self, now_micros: i64) {
+        self.watermark.advance_with_clock(now_micros);
+    }
+
+    /// Fires every timer the watermark has passed, in `(due, kind, subject)` order, and
+    /// lets finished orders go at whole-day steps. Returns the firings for detectors.
+    pub fn fire_due_timers(&mut self) -> Vec<TimerFiring> {
+        let Some(watermark) = self.watermark.current() else {
+            return Vec::new();
+        };
+        let mut fired = Vec::new();
+        while let Some(timer) = self.timers.pop_due(watermark) {
+            if let Some(firing) = self.evaluate(timer.due, timer.kind, &timer.subject) {
+                fired.push(firing);
+            }
+        }
+        let day = watermark.div_euclid(Timestamp::MICROS_PER_DAY);
+        if self.swept_day.is_none_or(|swept| day > swept) {
+            self.evict_until(day * Timestamp::MICROS_PER_DAY);
+            self.swept_day = Some(day);
+        }
+        fired
+    }
+
+    /// Decides a timer from the events at or before its due time only.
+    fn evaluate(&mut self, due: i64, kind: TimerKind, subject: &str) -> Option<TimerFiring> {
+        let settings = &self.settings;
+        let fire = match kind {
+            TimerKind::ShipByPassed => {
+                let order = self.orders.get(subject)?;
+                let checkout = order.checkout.as_ref()?;
+                let shipped_in_time = order.parcels.iter().filter_map(|k| self.parcels.get(k)?.shipped.as_ref()).any(|m| m.at.micros <= due);
+                let cancelled = order.milestones.cancelled.as_ref().is_some_and(|m| m.at.micros <= due);
+                checkout.ship_by.is_some_and(|s| s.micros == due) && !shipped_in_time && !cancelled
+            }
+            TimerKind::LabelNotScanned => {
+                let parcel = self.parcels.get(subject)?;
+                let shipped_at = parcel.shipped.as_ref()?.at.micros;
+                let moved = parcel.scans.iter().take_while(|s| s.at.micros <= due).any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
+                shipped_at + settings.label_scan_after == due && !moved
+            }
+            TimerKind::NoScanFor => {
+                let parcel = self.parcels.get(subject)?;
+                let last = parcel.latest_scan_until(due)?;
+                last.at.micros + settings.no_scan_after == due
+                    && !matches!(last.status, ParcelStatus::Delivered | ParcelStatus::ReturnedToSender)
+            }
+            TimerKind::LaneDelivery => {
+                self.count_delivery(due, subject);
+                false
+            }
+        };
+        if !fire {
+            return None;
+        }
+        let order_id = match kind {
+            TimerKind::ShipByPassed => Some(subject.to_owned()),
+            _ => self.parcels.get(subject).and_then(|p| p.owner()).map(str::to_owned),
+        };
+        let merchant_id = order_id.as_deref().and_then(|o| self.orders.get(o)).and_then(|o| o.merchant_id.clone());
+        Some(TimerFiring { due_at: due, kind, subject: subject.to_owned(), order_id, merchant_id })
+    }
+
+    /// Counts a delivered parcel in its lane, if `due` is its first delivery and its lane
+    /// is known (pickup scan, service level, customer region).
+    fn count_delivery(&mut self, due: i64, key: &str) -> Option<()> {
+        let parcel = self.parcels.get(key)?;
+        let delivered = parcel.first(ParcelStatus::Delivered)?;
+        if delivered.at.micros != due {
+            return None;
+        }
+        let order = self.orders.get(parcel.owner()?)?;
+        let checkout = order.checkout.as_ref()?;
+        let lane = LaneKey {
+            carrier: parcel.carrier.clone(),
+            service_level: parcel.service_level()?.to_owned(),
+            origin: parcel.origin()?,
+            destination: checkout.destination()?,
+        };
+        let transit = parcel.first(ParcelStatus::InTransit).map(|pickup| (due - pickup.at.micros) as f64 / Timestamp::MICROS_PER_HOUR as f64);
+        let on_time = checkout.promised_delivery.map(|w| due <= w.to.micros);
+        self.lanes.entry(lane).or_default().record(transit, on_time);
+        Some(())
+    }
+
+    /// Lets go of orders (and their parcels) with nothing more to wait for: finished and
+    /// quiet for the retention, or quiet for `max_idle`. Unowned parcels go after
+    /// `max_idle` too.
+    fn evict_until(&mut self, threshold: i64) {
+        let (retention, max_idle) = (self.settings.retention, self.settings.max_idle);
+        let mut leaving = Vec::new();
+        let mut scratch = Vec::new();
+        for order in self.orders.values() {
+            scratch.clear();
+            scratch.extend(order.parcels.iter().filter_map(|key| self.parcels.get(key)));
+            let view = OrderView { order, parcels: &scratch };
+            let Some(last) = view.last_event_at() else { continue };
+            let keep_for = if view.status().is_final() { retention } else { max_idle };
+            if last + keep_for <= threshold {
+                leaving.push(order.order_id.clone());
+            }
+        }
+        for order_id in leaving {
+            if let Some(order) = self.orders.remove(&order_id) {
+                for key in &order.parcels {
+                    self.parcels.remove(key);
+                }
+                self.counters.evicted_orders += 1;
+            }
+        }
+        self.parcels.retain(|_, p| p.owner().is_some() || p.last_event_at().is_none_or(|last| last + max_idle > threshold));
+    }
+
+    /// The status of an order, if it is in the state.
+    pub fn status_of(&self, order_id: &str) -> Option<OrderStatus> {
+        let order = self.orders.get(order_id)?;
+        Some(OrderView { order, parcels: &self.parcels_of(order) }.status())
+    }
+
+    /// Parcels whose scans no order claims yet, with their keys.
+    pub fn unowned_parcels(&self) -> impl Iterator<Item = (&String, &ParcelState)> {
+        self.parcels.iter().filter(|(_, p)| p.owner().is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::{decode_line, DecodeLimits};
+    use crate::source::simulator::{Scenario, Simulator};
+
+    const HOUR: i64 = Timestamp::MICROS_PER_HOUR;
+    /// 2026-11-20T00:00:00Z.
+    const T0: i64 = 1_795_132_800_000_000;
+
+    fn time(hours: i64) -> String {
+        Timestamp::from_micros_utc(T0 + hours * HOUR).to_rfc3339()
+    }
+
+    fn event(json: serde_json::Value) -> Event {
+        decode_line(json.to_string().as_bytes(), &DecodeLimits::default()).expect("a valid test event")
+    }
+
+    fn created(order: &str, hours: i64, ship_by_hours: i64) -> Event {
+        event(serde_json::json!({
+            "event_id": format!("{order}-created"), "type": "order.created", "occurred_at": time(hours),
+            "merchant_id": "m-1", "order_id": order, "ship_by": time(ship_by_hours),
+            "customer": {"country": "DE", "region": "BE"},
+            "promised_delivery": {"from": time(48), "to": time(72)},
+        }))
+    }
+
+    fn shipped(order: &str, tracking: &str, hours: i64) -> Event {
+        event(serde_json::json!({
+            "event_id": format!("{order}-shipped-{tracking}"), "type": "order.shipped", "occurred_at": time(hours),
+            "merchant_id": "m-1", "order_id": order, "carrier": "dhl", "tracking_number": tracking, "service_level": "express",
+        }))
+    }
+
+    fn scan(tracking: &str, hours: i64, status: &str, order: Option<&str>) -> Event {
+        let mut json = serde_json::json!({
+            "event_id": format!("{tracking}-{hours}-{status}"), "type": "carrier.scan", "occurred_at": time(hours),
+            "carrier": "dhl", "tracking_number": tracking, "status": status,
+            "location": {"city": "Leipzig", "country": "DE", "region": "SN"},
+        });
+        if let Some(order) = order {
+            json["order_id"] = order.into();
+        }
+        event(json)
+    }
+
+    fn cancelled(order: &str, hours: i64) -> Event {
+        event(serde_json::json!({
+            "event_id": format!("{order}-cancelled"), "type": "order.cancelled", "occurred_at": time(hours),
+            "merchant_id": "m-1", "order_id": order, "reason": "customer",
+        }))
+    }
+
+    /// Applies the events in order, advancing the watermark after each, and then lets the
+    /// watermark reach `until` hours with the clock. Returns the state and what fired.
+    fn run(events: &[Event], until: i64) -> (StreamState, Vec<(TimerKind, String, i64)>) {
+        let mut state = StreamState::new(StreamSettings::default());
+        let mut fired = Vec::new();
+        for e in events {
+            state.apply(e);
+            fired.extend(state.fire_due_timers());
+        }
+        state.advance_with_clock(T0 + until * HOUR + state.settings().allowed_lateness);
+        fired.extend(state.fire_due_timers());
+        let fired = fired.into_iter().map(|f| (f.kind, f.subject, (f.due_at - T0) / HOUR)).collect();
+        (state, fired)
+    }
+
+    #[test]
+    fn timers_fire_from_the_events_at_or_before_their_due_time() {
+        use TimerKind::*;
+        let never_shipped = vec![created("o1", 0, 24)];
+        let shipped_in_time = vec![created("o1", 0, 24), shipped("o1", "T1", 10), scan("T1", 12, "in_transit", None), scan("T1", 30, "delivered", None)];
+        let shipped_late = vec![created("o1", 0, 24), shipped("o1", "T1", 30), scan("T1", 31, "in_transit", None), scan("T1", 40, "delivered", None)];
+        let cancelled_first = vec![created("o1", 0, 24), cancelled("o1", 5)];
+        let label_only = vec![created("o1", 0, 24), shipped("o1", "T1", 10), scan("T1", 10, "info_received", None)];
+        let stalls_twice = vec![
+            created("o1", 0, 24),
+            shipped("o1", "T1", 1),
+            scan("T1", 2, "in_transit", None),
+            scan("T1", 100, "in_transit", None),
+            scan("T1", 300, "exception", None),
+        ];
+        let cases: Vec<(&str, Vec<Event>, i64, Vec<(TimerKind, &str, i64)>)> = vec![
+            ("never shipped", never_shipped, 30, vec![(ShipByPassed, "o1", 24)]),
+            ("shipped in time", shipped_in_time, 200, vec![]),
+            ("shipped after ship_by", shipped_late, 200, vec![(ShipByPassed, "o1", 24)]),
+            ("cancelled before ship_by", cancelled_first, 30, vec![]),
+            ("label never scanned", label_only, 100, vec![(LabelNotScanned, "dhl/T1", 34), (NoScanFor, "dhl/T1", 82)]),
+            ("a stall per gap, and one open", stalls_twice, 400, vec![(NoScanFor, "dhl/T1", 74), (NoScanFor, "dhl/T1", 172), (NoScanFor, "dhl/T1", 372)]),
+        ];
+        for (name, events, until, expected) in cases {
+            let (_, fired) = run(&events, until);
+            let expected: Vec<_> = expected.into_iter().map(|(k, s, h)| (k, s.to_owned(), h)).collect();
+            assert_eq!(fired, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn scans_before_their_shipment_join_the_order() {
+        let events = [scan("T1", 12, "in_transit", None), created("o1", 0, 24), shipped("o1", "T1", 10)];
+        let (state, _) = run(&events, 13);
+        let order = state.order("o1").expect("the order");
+        assert_eq!(order.parcels, ["dhl/T1"]);
+        assert_eq!(state.status_of("o1"), Some(OrderStatus::InTransit));
+        assert_eq!(state.unowned_parcels().count(), 0);
+    }
+
+    #[test]
+    fn a_shipment_outranks_the_order_id_a_scan_names() {
+        let forward = [scan("T1", 12, "in_transit", Some("wrong")), created("o1", 0, 24), shipped("o1", "T1", 10)];
+        let backward = [shipped("o1", "T1", 10), created("o1", 0, 24), scan("T1", 12, "in_transit", Some("wrong"))];
+        let (a, _) = run(&forward, 13);
+        let (b, _) = run(&backward, 13);
+        assert_eq!(a, b);
+        assert!(a.order("wrong").is_none(), "the order only the scan named is gone");
+        assert_eq!(a.order("o1").map(|o| o.parcels.len()), Some(1));
+    }
+
+    #[test]
+    fn unknown_parcels_and_missing_orders_are_kept() {
+        let events = [scan("T9", 1, "in_transit", None), scan("T8", 1, "in_transit", Some("o7"))];
+        let (state, _) = run(&events, 20);
+        assert_eq!(state.unowned_parcels().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["dhl/T9"]);
+        let order = state.order("o7").expect("an order named by a scan alone");
+        let parcels = state.parcels_of(order);
+        let view = OrderView { order, parcels: &parcels };
+        assert_eq!(view.status(), OrderStatus::InTransit);
+        assert_eq!(view.flags(state.watermark(), state.settings().missing_created_grace), [super::super::order::Flag::MissingOrderCreated]);
+    }
+
+    #[test]
+    fn duplicates_change_nothing_and_are_counted() {
+        let events = [created("o1", 0, 24), shipped("o1", "T1", 2), shipped("o1", "T1", 2), scan("T1", 3, "in_transit", None), scan("T1", 3, "in_transit", None)];
+        let (state, _) = run(&events, 4);
+        assert_eq!(state.counters().duplicates, 2);
+        assert_eq!(state.counters().applied, 3);
+        assert_eq!(state.parcel("dhl/T1").map(|p| p.scans.len()), Some(1));
+    }
+
+    #[test]
+    fn a_delivery_counts_once_in_its_lane_when_the_watermark_passes_it() {
+        let events = [
+            created("o1", 0, 24),
+            shipped("o1", "T1", 2),
+            scan("T1", 4, "in_transit", None),
+            scan("T1", 40, "delivered", None),
+            scan("T1", 41, "delivered", None),
+        ];
+        let (state, _) = run(&events[..4], 39);
+        assert!(state.lanes().is_empty(), "not final yet");
+        let (state, _) = run(&events, 60);
+        let (lane, stats) = state.lanes().iter().next().expect("one lane");
+        assert_eq!(lane.to_string(), "dhl/express DE-SN > DE-BE");
+        assert_eq!((stats.delivered, stats.on_time, stats.with_promise), (1, 1, 1));
+        let p50 = stats.transit_quantile(0.5).unwrap_or_default();
+        assert!((p50 - 36.0).abs() < 0.5, "{p50}");
+    }
+
+    #[test]
+    fn finished_orders_leave_after_the_retention() {
+        let events = [created("o1", 0, 24), shipped("o1", "T1", 2), scan("T1", 4, "in_transit", None), scan("T1", 40, "delivered", None), created("o2", 1, 24)];
+        let retention_hours = StreamSettings::default().retention / HOUR;
+        let (state, _) = run(&events, 40 + retention_hours + 24);
+        assert!(state.order("o1").is_none());
+        assert!(state.parcel("dhl/T1").is_none());
+        assert!(state.order("o2").is_some(), "an unfinished order stays until max_idle");
+        assert_eq!(state.counters().evicted_orders, 1);
+    }
+
+    /// Events of a small simulated scenario (faults off), sorted by event time.
+    fn simulated(seed: u64, orders_per_day: f64) -> Vec<Event> {
+        let scenario = Scenario { seed, days: 3, orders_per_day, ..Scenario::default() };
+        let limits = DecodeLimits::default();
+        let mut events: Vec<Event> = Simulator::new(scenario)
+            .expect("the default scenario is valid")
+            .filter_map(|line| decode_line(line.as_bytes(), &limits).ok())
+            .collect();
+        events.sort_by_key(|e| e.occurred_at.micros);
+        events
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Any arrival order within the lateness bound gives the same state and the same
+        /// timer firings: each event is delayed by a random amount below the allowed
+        /// lateness, and the watermark is advanced after every few events.
+        #[test]
+        fn arrival_order_within_the_lateness_changes_nothing(seed in 0u64..1000, shuffle in any::<u64>(), every in 1usize..50) {
+            use rand::{Rng, SeedableRng};
+            let events = simulated(seed, 40.0);
+            // Short timers, so that every run has plenty of them to fire.
+            let settings = StreamSettings { label_scan_after: 2 * HOUR, no_scan_after: 6 * HOUR, ..StreamSettings::default() };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(shuffle);
+            let mut arrival: Vec<(i64, &Event)> = events.iter().map(|e| (e.occurred_at.micros + rng.random_range(0..settings.allowed_lateness), e)).collect();
+            arrival.sort_by_key(|(at, _)| *at);
+
+            let process = |events: &mut dyn Iterator<Item = &Event>| {
+                let mut state = StreamState::new(settings.clone());
+                let mut fired = Vec::new();
+                for (n, e) in events.enumerate() {
+                    state.apply(e);
+                    if n % every == 0 {
+                        fired.extend(state.fire_due_timers());
+                    }
+                }
+                fired.extend(state.fire_due_timers());
+                fired.sort();
+                (state, fired)
+            };
+            let (in_order, in_order_fired) = process(&mut events.iter());
+            let (shuffled, shuffled_fired) = process(&mut arrival.iter().map(|(_, e)| *e));
+            prop_assert_eq!(shuffled.counters().late, 0);
+            prop_assert!(in_order == shuffled, "states differ");
+            prop_assert!(!in_order_fired.is_empty());
+            prop_assert!(!in_order.lanes().is_empty());
+            prop_assert_eq!(in_order_fired, shuffled_fired);
+        }
+    }
+}

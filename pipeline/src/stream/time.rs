@@ -1,0 +1,145 @@
+//! Event time: the watermark, and timers that fire when it passes them.
+//!
+//! The watermark is the largest event time seen minus the allowed lateness; while the
+//! sources are idle it also advances with the clock (a *floor*), so timers still fire when
+//! nothing arrives. Timers are kept in a set ordered by `(due, kind, subject)` and fire in
+//! that order, whatever order they were set in: a replay fires the same timers in the same
+//! order as the live run did.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// How far event time has certainly progressed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    lateness_micros: i64,
+    /// The largest event time seen.
+    max_event: Option<i64>,
+    /// The clock's contribution while sources are idle: now minus the lateness.
+    floor: Option<i64>,
+}
+
+impl Watermark {
+    pub fn new(lateness_micros: i64) -> Self {
+        Watermark { lateness_micros, max_event: None, floor: None }
+    }
+
+    /// The watermark now: no event older than this is expected any more.
+    pub fn current(&self) -> Option<i64> {
+        let from_events = self.max_event.map(|m| m - self.lateness_micros);
+        from_events.max(self.floor)
+    }
+
+    /// Takes an event time into account; `true` if the event is late (behind the
+    /// watermark as it was before this event).
+    pub fn observe(&mut self, event_at: i64) -> bool {
+        let late = self.current().is_some_and(|w| event_at < w);
+        self.max_event = self.max_event.max(Some(event_at));
+        late
+    }
+
+    /// Advances with the clock while the sources are idle (never backwards).
+    pub fn advance_with_clock(&mut self, now_micros: i64) {
+        self.floor = self.floor.max(Some(now_micros - self.lateness_micros));
+    }
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// An order's `ship_by` passed: fires if it had not shipped (nor been cancelled) by then.
+    ShipByPassed,
+    /// A parcel's label was created N hours ago: fires if the carrier has not scanned it
+    /// as moving since.
+    LabelNotScanned,
+    /// A parcel was last scanned N hours ago and has not been delivered or returned.
+    NoScanFor,
+    /// Internal: a parcel's delivery is final; its transit time joins its lane's statistics.
+    LaneDelivery,
+}
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::ShipByPassed => "ship_by_passed",
+            TimerKind::LabelNotScanned => "label_not_scanned",
+            TimerKind::NoScanFor => "no_scan_for",
+            TimerKind::LaneDelivery => "lane_delivery",
+        }
+    }
+}
+
+/// One event-time timer: fire `kind` for `subject` (an order id, or a parcel key) once the
+/// watermark reaches `due`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timer {
+    pub due: i64,
+    pub kind: TimerKind,
+    pub subject: String,
+}
+
+/// The pending timers, in firing order. Setting the same timer twice keeps one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timers {
+    pending: BTreeSet<Timer>,
+}
+
+impl Timers {
+    pub fn set(&mut self, due: i64, kind: TimerKind, subject: &str) {
+        self.pending.insert(Timer { due, kind, subject: subject.to_owned() });
+    }
+
+    /// The next timer due at or before `watermark`, taken out of the set.
+    pub fn pop_due(&mut self, watermark: i64) -> Option<Timer> {
+        if self.pending.first()?.due <= watermark { self.pending.pop_first() } else { None }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_trails_the_largest_event_time_by_the_lateness() {
+        let mut w = Watermark::new(10);
+        assert_eq!(w.current(), None);
+        let steps: &[(i64, bool, i64)] = &[(100, false, 90), (95, false, 90), (120, false, 110), (105, true, 110)];
+        for &(event, late, watermark) in steps {
+            assert_eq!(w.observe(event), late, "event at {event}");
+            assert_eq!(w.current(), Some(watermark), "after {event}");
+        }
+        w.advance_with_clock(200);
+        assert_eq!(w.current(), Some(190), "idle: the clock moves it");
+        w.advance_with_clock(150);
+        assert_eq!(w.current(), Some(190), "never backwards");
+    }
+
+    #[test]
+    fn timers_fire_in_due_order_whatever_order_they_were_set_in() {
+        let mut a = Timers::default();
+        let mut b = Timers::default();
+        let set = [(30, TimerKind::NoScanFor, "p1"), (10, TimerKind::ShipByPassed, "o1"), (10, TimerKind::ShipByPassed, "o0")];
+        for (due, kind, subject) in set {
+            a.set(due, kind, subject);
+        }
+        for (due, kind, subject) in set.iter().rev() {
+            b.set(*due, *kind, subject);
+            b.set(*due, *kind, subject);
+        }
+        assert_eq!(a, b);
+        let fired: Vec<_> = std::iter::from_fn(|| a.pop_due(20)).map(|t| t.subject).collect();
+        assert_eq!(fired, ["o0", "o1"]);
+        assert_eq!(a.len(), 1);
+        assert!(a.pop_due(29).is_none());
+    }
+}
