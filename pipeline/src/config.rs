@@ -20,6 +20,7 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     pub kafka: crate::source::kafka::KafkaConfig,
     pub kpi: KpiConfig,
+    pub stream: StreamConfig,
     pub carriers: CarriersConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
@@ -34,6 +35,7 @@ impl Default for Config {
             simulator: SimulatorConfig::default(),
             kafka: Default::default(),
             kpi: KpiConfig::default(),
+            stream: StreamConfig::default(),
             carriers: CarriersConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
@@ -209,6 +211,78 @@ impl Default for KpiConfig {
     }
 }
 
+/// The stream processor: event time, timers, state retention and checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamConfig {
+    /// How late (behind the largest event time seen) an event may arrive and still be
+    /// placed before any timer reads it.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// After this long without new events the watermark advances with the clock.
+    #[serde(with = "humantime_serde")]
+    pub idle_after: Duration,
+    /// A shipped parcel with no moving scan after this long fires `label_not_scanned`.
+    #[serde(with = "humantime_serde")]
+    pub label_scan_after: Duration,
+    /// An undelivered parcel with no scan for this long fires `no_scan_for`.
+    #[serde(with = "humantime_serde")]
+    pub no_scan_after: Duration,
+    /// How long a finished order (delivered, completed, cancelled, returned) stays in the
+    /// hot state after its last event.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How long any order stays after its last event.
+    #[serde(with = "humantime_serde")]
+    pub max_idle: Duration,
+    /// How long an order may lack its `order.created` before it is flagged.
+    #[serde(with = "humantime_serde")]
+    pub missing_created_grace: Duration,
+    /// How often the state is checkpointed (and `order_status` updated).
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// How often the processor looks for new commits when caught up.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        let hour = Duration::from_secs(3600);
+        StreamConfig {
+            allowed_lateness: hour,
+            idle_after: Duration::from_secs(30),
+            label_scan_after: 24 * hour,
+            no_scan_after: 72 * hour,
+            retention: 7 * 24 * hour,
+            max_idle: 60 * 24 * hour,
+            missing_created_grace: 6 * hour,
+            checkpoint_interval: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+impl StreamConfig {
+    /// The processor's options from this section.
+    pub fn processor_options(&self) -> crate::stream::processor::ProcessorOptions {
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        crate::stream::processor::ProcessorOptions {
+            settings: crate::stream::StreamSettings {
+                allowed_lateness: micros(self.allowed_lateness),
+                label_scan_after: micros(self.label_scan_after),
+                no_scan_after: micros(self.no_scan_after),
+                retention: micros(self.retention),
+                max_idle: micros(self.max_idle),
+                missing_created_grace: micros(self.missing_created_grace),
+            },
+            poll_interval: self.poll_interval,
+            checkpoint_interval: self.checkpoint_interval,
+            idle_after: self.idle_after,
+        }
+    }
+}
+
 /// Carriers beyond the built-in adapters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -320,6 +394,24 @@ impl Config {
         }
         if self.kpi.rollup_memory_bytes < 16 << 20 {
             return bad("kpi.rollup_memory_bytes", "must be at least 16 MiB (16777216)");
+        }
+        let stream = &self.stream;
+        let positive = [
+            ("stream.label_scan_after", stream.label_scan_after),
+            ("stream.no_scan_after", stream.no_scan_after),
+            ("stream.retention", stream.retention),
+            ("stream.max_idle", stream.max_idle),
+            ("stream.checkpoint_interval", stream.checkpoint_interval),
+            ("stream.poll_interval", stream.poll_interval),
+            ("stream.idle_after", stream.idle_after),
+        ];
+        for (key, value) in positive {
+            if value.is_zero() {
+                return bad(key, "must be longer than zero");
+            }
+        }
+        if stream.max_idle < stream.retention {
+            return bad("stream.max_idle", "must be at least stream.retention");
         }
         if self.kpi.rollup_days == 0 {
             return bad("kpi.rollup_days", "must be at least 1");

@@ -33,13 +33,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let lake = args.lake.open(&config)?;
     tracing::info!(brokers = %config.kafka.brokers, group = %config.kafka.group_id, topics = ?config.kafka.topic_names(), "consuming");
-    let shutdown = async {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
-        }
-    };
+    let shutdown = super::shutdown_signal();
     let hooks = ConsumerHooks::default();
     if let Some(address) = &args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?;

@@ -8,6 +8,7 @@ mod consume;
 mod ingest;
 mod kpi;
 mod lake;
+mod process;
 mod run;
 mod simulate;
 mod sql;
@@ -68,6 +69,15 @@ fn kpi_library(config: &Config) -> anyhow::Result<std::sync::Arc<crate::kpi::lib
     })
 }
 
+/// Resolves on Ctrl-C or SIGTERM: the end of a long-running subcommand.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate realistic order, carrier and ticket events as NDJSON.
@@ -76,6 +86,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Consume the Kafka topics into the lake, exactly once, until stopped.
     Consume(consume::Args),
+    /// The stream processor: order states, timers and lane statistics from the lake.
+    Process(process::Args),
     /// Run SQL over the lake and print the result.
     Sql(sql::Args),
     /// Run a KPI from the library (`queries/`), or list them.
@@ -126,6 +138,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Simulate(args) => simulate::execute(args, &config),
             Command::Ingest(args) => ingest::execute(args, &config).await,
             Command::Sql(args) => sql::execute(args, &config).await,
+            Command::Process(args) => process::execute(args, &config).await,
             Command::Kpi(args) => kpi::execute(args, &config).await,
             Command::Consume(args) => consume::execute(args, config).await,
             Command::Lake { command } => lake::execute(command, &config).await,

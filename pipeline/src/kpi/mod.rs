@@ -184,13 +184,16 @@ impl SqlEngine {
             raw.register_table(table.name(), provider).map_err(|e| data_error(&e))?;
             tables.push(table);
         }
-        let mut rollups = Vec::new();
-        for (name, _) in self.library.rollups() {
+        // Derived tables: the KPI rollups and the stream processor's outputs, each with a
+        // `merchant_id` column.
+        let mut derived = Vec::new();
+        let names = self.library.rollups().iter().map(|(name, _)| name.as_str()).chain(crate::stream::output::TABLES);
+        for name in names {
             let Some(delta) = self.lake.open_derived(name).await? else { continue };
-            let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.clone(), message: e.to_string() };
+            let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.to_owned(), message: e.to_string() };
             let provider = self.provider(&delta, name, live, &raw).await.map_err(|e| derived_error(&e))?;
-            raw.register_table(name.as_str(), provider).map_err(|e| derived_error(&e))?;
-            rollups.push(name);
+            raw.register_table(name, provider).map_err(|e| derived_error(&e))?;
+            derived.push(name);
         }
         let ctx = match &self.scope {
             Scope::All => raw,
@@ -201,10 +204,10 @@ impl SqlEngine {
                     let view = tenancy::restricted(&raw, table, merchant).await.map_err(|e| data_error(&e))?;
                     ctx.register_table(table.name(), view).map_err(|e| data_error(&e))?;
                 }
-                for name in rollups {
-                    let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.clone(), message: e.to_string() };
-                    let view = tenancy::restricted_rollup(&raw, name, merchant).await.map_err(|e| derived_error(&e))?;
-                    ctx.register_table(name.as_str(), view).map_err(|e| derived_error(&e))?;
+                for name in derived {
+                    let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.to_owned(), message: e.to_string() };
+                    let view = tenancy::restricted_derived(&raw, name, merchant).await.map_err(|e| derived_error(&e))?;
+                    ctx.register_table(name, view).map_err(|e| derived_error(&e))?;
                 }
                 ctx
             }

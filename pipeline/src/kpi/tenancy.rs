@@ -11,6 +11,7 @@
 //! | `carrier_events` | scans of parcels it shipped (carrier + tracking number of its `order.shipped` events), whatever the scan's own `merchant_id` says |
 //! | `quarantine`     | nothing: a line that failed validation has no trustworthy owner   |
 //! | `kpi_daily_*`    | rows with its `merchant_id` (the rollups)                        |
+//! | `order_status`, `timer_firings` | rows with its `merchant_id` (the stream processor's outputs) |
 //!
 //! The library's views (`orders`, `parcels`, `tickets`) are then built over these, so
 //! they are restricted too.
@@ -48,8 +49,8 @@ pub async fn restricted(raw: &SessionContext, table: LakeTable, merchant: &str) 
     Ok(raw.sql(&sql).await?.into_view())
 }
 
-/// A rollup table (`kpi_daily_*`), as `merchant` may see it.
-pub async fn restricted_rollup(raw: &SessionContext, name: &str, merchant: &str) -> Result<Arc<dyn TableProvider>> {
+/// A derived table (a rollup, `order_status`, `timer_firings`), as `merchant` may see it.
+pub async fn restricted_derived(raw: &SessionContext, name: &str, merchant: &str) -> Result<Arc<dyn TableProvider>> {
     Ok(raw.sql(&by_merchant_column(name, &sql_string(merchant))).await?.into_view())
 }
 

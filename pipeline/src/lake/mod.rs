@@ -193,6 +193,13 @@ impl Lake {
         }
     }
 
+    /// The object store under `name` (a table's folder, or any other folder of the lake),
+    /// with paths relative to it.
+    pub fn object_store(&self, name: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
+        let delta = self.builder(name).and_then(|b| b.build()).map_err(|e| LakeError::Derived { name: name.to_owned(), message: describe(&e) })?;
+        Ok(delta.object_store())
+    }
+
     /// Opens a table, creating it (empty, with its schema and partitioning) if needed.
     pub async fn open_or_create(&self, table: LakeTable) -> Result<DeltaTable, LakeError> {
         if let Some(delta) = self.open_table(table).await? {

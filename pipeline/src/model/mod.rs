@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod reject;
+pub mod rows;
 pub mod schema;
 pub mod timestamp;
 mod vocab;

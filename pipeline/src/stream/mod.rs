@@ -7,10 +7,14 @@
 //! commits, [`checkpoint`] saves and restores the state with the lake versions it
 //! reflects, and [`processor`] runs the loop.
 
+pub mod checkpoint;
 pub mod dedup;
 pub mod lanes;
 pub mod order;
+pub mod output;
+pub mod processor;
 pub mod state;
+pub mod tail;
 pub mod time;
 
 pub use dedup::DedupWindow;

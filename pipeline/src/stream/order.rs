@@ -315,6 +315,18 @@ pub enum Flag {
     MissingOrderCreated,
 }
 
+impl Flag {
+    /// The flag's name, as in its JSON `flag` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Flag::ScanAfterDelivery { .. } => "scan_after_delivery",
+            Flag::ShippedAfterCancellation { .. } => "shipped_after_cancellation",
+            Flag::EventBeforeCreation { .. } => "event_before_creation",
+            Flag::MissingOrderCreated => "missing_order_created",
+        }
+    }
+}
+
 /// Everything an order's own events say (its parcels live beside it, by key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderState {

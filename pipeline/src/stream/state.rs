@@ -89,6 +89,31 @@ pub struct StreamCounters {
     pub evicted_orders: u64,
 }
 
+/// What the state holds, in numbers: `orderpulse process` prints it, tests compare it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateSummary {
+    pub watermark: Option<String>,
+    pub orders: usize,
+    pub parcels: usize,
+    /// Parcels whose scans no order claims (yet).
+    pub unowned_parcels: usize,
+    pub pending_timers: usize,
+    pub statuses: BTreeMap<&'static str, usize>,
+    pub lanes: Vec<LaneSummary>,
+    pub counters: StreamCounters,
+}
+
+/// One lane's statistics, for people.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LaneSummary {
+    pub lane: String,
+    pub delivered: u64,
+    pub on_time: u64,
+    pub with_promise: u64,
+    pub transit_p50_hours: Option<f64>,
+    pub transit_p90_hours: Option<f64>,
+}
+
 /// Everything the stream processor knows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamState {
@@ -102,9 +127,26 @@ pub struct StreamState {
     /// The last whole day (of the watermark) at which finished orders were let go.
     swept_day: Option<i64>,
     counters: StreamCounters,
-    /// Orders whose derived state may have changed since [`StreamState::take_changed`]:
+    /// Orders whose derived state may have changed since [`StreamState::take_changes`]:
     /// checkpointed, so what a crash interrupted is still written out after a restart.
     changed: std::collections::BTreeSet<String>,
+    /// Changed orders that left the state before their change was taken: their last
+    /// state, so that it can still be written out.
+    departed: Vec<DepartedOrder>,
+}
+
+/// An order that left the hot state, with its parcels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DepartedOrder {
+    pub order: OrderState,
+    pub parcels: Vec<ParcelState>,
+}
+
+/// The orders to write out: ids of orders still in the state, and departed ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    pub order_ids: Vec<String>,
+    pub departed: Vec<DepartedOrder>,
 }
 
 /// Equal in everything the events decide: orders, parcels, pending timers, lanes and the
@@ -133,6 +175,7 @@ impl StreamState {
             swept_day: None,
             counters: StreamCounters::default(),
             changed: Default::default(),
+            departed: Vec::new(),
         }
     }
 
@@ -181,9 +224,15 @@ impl StreamState {
         order.parcels.iter().filter_map(|key| self.parcels.get(key)).collect()
     }
 
-    /// The ids of the orders that changed since the last call, sorted.
-    pub fn take_changed(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.changed).into_iter().collect()
+    /// The orders that changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        Changes { order_ids: std::mem::take(&mut self.changed).into_iter().collect(), departed: std::mem::take(&mut self.departed) }
+    }
+
+    /// Puts changes back (their output could not be written).
+    pub fn restore_changes(&mut self, changes: Changes) {
+        self.changed.extend(changes.order_ids);
+        self.departed.extend(changes.departed);
     }
 
     /// Applies one event.
@@ -198,7 +247,7 @@ impl StreamState {
         match applied {
             Applied::New => {
                 self.counters.applied += 1;
-                if self.watermark.observe(at) {
+                if self.watermark.observe(event.stream(), at) {
                     self.counters.late += 1;
                 }
             }
@@ -315,6 +364,12 @@ impl StreamState {
         }
     }
 
+    /// Says that an input has had nothing new for a while: it stops holding the
+    /// watermark back.
+    pub fn set_input_idle(&mut self, input: crate::model::Stream) {
+        self.watermark.set_idle(input);
+    }
+
     /// Advances the watermark with the clock while the sources are idle.
     pub fn advance_with_clock(&mut self, now_micros: i64) {
         self.watermark.advance_with_clock(now_micros);
@@ -420,8 +475,9 @@ impl StreamState {
         }
         for order_id in leaving {
             if let Some(order) = self.orders.remove(&order_id) {
-                for key in &order.parcels {
-                    self.parcels.remove(key);
+                let parcels: Vec<ParcelState> = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).collect();
+                if self.changed.remove(&order_id) {
+                    self.departed.push(DepartedOrder { order, parcels });
                 }
                 self.counters.evicted_orders += 1;
             }
@@ -433,6 +489,36 @@ impl StreamState {
     pub fn status_of(&self, order_id: &str) -> Option<OrderStatus> {
         let order = self.orders.get(order_id)?;
         Some(OrderView { order, parcels: &self.parcels_of(order) }.status())
+    }
+
+    pub fn summary(&self) -> StateSummary {
+        let mut statuses = BTreeMap::new();
+        for order in self.orders.values() {
+            let status = OrderView { order, parcels: &self.parcels_of(order) }.status();
+            *statuses.entry(status.as_str()).or_insert(0) += 1;
+        }
+        let lanes = self
+            .lanes
+            .iter()
+            .map(|(key, stats)| LaneSummary {
+                lane: key.to_string(),
+                delivered: stats.delivered,
+                on_time: stats.on_time,
+                with_promise: stats.with_promise,
+                transit_p50_hours: stats.transit_quantile(0.5),
+                transit_p90_hours: stats.transit_quantile(0.9),
+            })
+            .collect();
+        StateSummary {
+            watermark: self.watermark().map(|w| Timestamp::from_micros_utc(w).to_rfc3339()),
+            orders: self.orders.len(),
+            parcels: self.parcels.len(),
+            unowned_parcels: self.unowned_parcels().count(),
+            pending_timers: self.timers.len(),
+            statuses,
+            lanes,
+            counters: self.counters,
+        }
     }
 
     /// Parcels whose scans no order claims yet, with their keys.

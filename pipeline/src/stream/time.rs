@@ -6,37 +6,63 @@
 //! that order, whatever order they were set in: a replay fires the same timers in the same
 //! order as the live run did.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Stream;
+
 /// How far event time has certainly progressed.
+///
+/// Each input (the orders stream, the carrier stream) has its own largest event time; the
+/// watermark follows the input that is furthest behind, so reading one table ahead of
+/// the other never makes the other's events late. An input that has gone idle (the
+/// caller decides, by the clock) stops holding the others back; an input that has sent
+/// nothing yet holds them back until it is idle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermark {
     lateness_micros: i64,
-    /// The largest event time seen.
-    max_event: Option<i64>,
+    /// The largest event time seen, per input.
+    max_event: BTreeMap<Stream, i64>,
+    /// Inputs that are idle.
+    idle: BTreeSet<Stream>,
     /// The clock's contribution while sources are idle: now minus the lateness.
     floor: Option<i64>,
 }
 
 impl Watermark {
+    /// The inputs every watermark waits for.
+    pub const INPUTS: [Stream; 2] = [Stream::Orders, Stream::Carrier];
+
     pub fn new(lateness_micros: i64) -> Self {
-        Watermark { lateness_micros, max_event: None, floor: None }
+        Watermark { lateness_micros, max_event: BTreeMap::new(), idle: BTreeSet::new(), floor: None }
     }
 
     /// The watermark now: no event older than this is expected any more.
     pub fn current(&self) -> Option<i64> {
-        let from_events = self.max_event.map(|m| m - self.lateness_micros);
-        from_events.max(self.floor)
+        let active: Vec<Option<i64>> =
+            Self::INPUTS.iter().filter(|input| !self.idle.contains(input)).map(|input| self.max_event.get(input).copied()).collect();
+        let from_events = if active.is_empty() {
+            self.max_event.values().max().copied()
+        } else {
+            active.into_iter().min().flatten()
+        };
+        from_events.map(|m| m - self.lateness_micros).max(self.floor)
     }
 
-    /// Takes an event time into account; `true` if the event is late (behind the
-    /// watermark as it was before this event).
-    pub fn observe(&mut self, event_at: i64) -> bool {
+    /// Takes an event time of `input` into account; `true` if the event is late (behind
+    /// the watermark as it was before this event).
+    pub fn observe(&mut self, input: Stream, event_at: i64) -> bool {
         let late = self.current().is_some_and(|w| event_at < w);
-        self.max_event = self.max_event.max(Some(event_at));
+        let max = self.max_event.entry(input).or_insert(event_at);
+        *max = (*max).max(event_at);
+        self.idle.remove(&input);
         late
+    }
+
+    /// Says that `input` has had nothing new for a while.
+    pub fn set_idle(&mut self, input: Stream) {
+        self.idle.insert(input);
     }
 
     /// Advances with the clock while the sources are idle (never backwards).
@@ -110,14 +136,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_watermark_trails_the_largest_event_time_by_the_lateness() {
+    fn the_watermark_trails_the_input_furthest_behind_by_the_lateness() {
+        use Stream::{Carrier, Orders};
         let mut w = Watermark::new(10);
         assert_eq!(w.current(), None);
-        let steps: &[(i64, bool, i64)] = &[(100, false, 90), (95, false, 90), (120, false, 110), (105, true, 110)];
-        for &(event, late, watermark) in steps {
-            assert_eq!(w.observe(event), late, "event at {event}");
-            assert_eq!(w.current(), Some(watermark), "after {event}");
+        let steps: &[(Stream, i64, bool, Option<i64>)] = &[
+            (Orders, 100, false, None),
+            (Carrier, 95, false, Some(85)),
+            (Carrier, 120, false, Some(90)),
+            (Orders, 130, false, Some(110)),
+            (Orders, 105, true, Some(110)),
+        ];
+        for &(input, event, late, watermark) in steps {
+            assert_eq!(w.observe(input, event), late, "{input} event at {event}");
+            assert_eq!(w.current(), watermark, "after {input} {event}");
         }
+        w.set_idle(Carrier);
+        assert_eq!(w.current(), Some(120), "an idle input holds nothing back");
+        w.set_idle(Orders);
+        assert_eq!(w.current(), Some(120), "all idle: everything seen is done");
+        w.observe(Carrier, 121);
+        assert_eq!(w.current(), Some(111), "a carrier event wakes its input");
         w.advance_with_clock(200);
         assert_eq!(w.current(), Some(190), "idle: the clock moves it");
         w.advance_with_clock(150);
