@@ -21,6 +21,7 @@ pub struct Config {
     pub kafka: crate::source::kafka::KafkaConfig,
     pub kpi: KpiConfig,
     pub stream: StreamConfig,
+    pub notify: NotifyConfig,
     pub carriers: CarriersConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
@@ -36,6 +37,7 @@ impl Default for Config {
             kafka: Default::default(),
             kpi: KpiConfig::default(),
             stream: StreamConfig::default(),
+            notify: NotifyConfig::default(),
             carriers: CarriersConfig::default(),
             auth: AuthConfig::default(),
             log: LogConfig::default(),
@@ -254,7 +256,7 @@ impl Default for StreamConfig {
             idle_after: Duration::from_secs(30),
             label_scan_after: 24 * hour,
             no_scan_after: 72 * hour,
-            retention: 7 * 24 * hour,
+            retention: 30 * 24 * hour,
             max_idle: 60 * 24 * hour,
             missing_created_grace: 6 * hour,
             checkpoint_interval: Duration::from_secs(10),
@@ -281,6 +283,15 @@ impl StreamConfig {
             idle_after: self.idle_after,
         }
     }
+}
+
+/// Texts for customers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// A folder of `<language>.jinja` order-status templates, added to (and overriding)
+    /// the built-in ones (`en`, `de`); see `pipeline/templates/status/`.
+    pub status_templates_dir: Option<PathBuf>,
 }
 
 /// Carriers beyond the built-in adapters.
@@ -415,6 +426,11 @@ impl Config {
         }
         if self.kpi.rollup_days == 0 {
             return bad("kpi.rollup_days", "must be at least 1");
+        }
+        if let Some(dir) = &self.notify.status_templates_dir {
+            if !dir.is_dir() {
+                return bad("notify.status_templates_dir", &format!("{} is not a folder", dir.display()));
+            }
         }
         if let Some(dir) = &self.kpi.queries_dir {
             if !dir.is_dir() {

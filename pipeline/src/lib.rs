@@ -13,5 +13,6 @@ pub mod ingest;
 pub mod kpi;
 pub mod lake;
 pub mod model;
+pub mod notify;
 pub mod source;
 pub mod stream;

@@ -1,9 +1,10 @@
 //! The HTTP API (axum): `/healthz`, `POST /v1/sql`, `GET /v1/kpis[/{name}]`,
-//! `POST /v1/events`, `POST /v1/carriers/{carrier}/webhook`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
+//! `POST /v1/events`, `POST /v1/carriers/{carrier}/webhook`, `GET /v1/orders/{id}[/status-text]`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
 pub mod auth;
 mod carriers;
+pub mod orders;
 pub mod pgwire;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ use crate::kpi::{QueryError, QueryLimits, QueryResult, SqlEngine};
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// The stream state behind `/v1/orders`; `None` where the processor is not run.
+    orders: Option<orders::OrderLookup>,
 }
 
 struct Inner {
@@ -54,7 +57,12 @@ impl AppState {
         keys: Keys,
         generic_carriers: GenericCarriers,
     ) -> Self {
-        AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes, keys, generic_carriers }) }
+        AppState { inner: Arc::new(Inner { engine, limits, ingest, max_body_bytes, keys, generic_carriers }), orders: None }
+    }
+
+    /// Serves `/v1/orders` from a stream processor's state.
+    pub fn with_orders(self, lookup: orders::OrderLookup) -> Self {
+        AppState { orders: Some(lookup), ..self }
     }
 
     /// Who sent the request, from its `Authorization: Bearer <key>` header.
@@ -106,6 +114,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(events).layer(DefaultBodyLimit::disable()))
         .route("/v1/carriers/{carrier}/webhook", post(carriers::webhook).layer(DefaultBodyLimit::disable()))
         .route("/v1/carriers/unknown-codes", get(carriers::unknown_codes))
+        .route("/v1/orders/{order_id}", get(orders::order))
+        .route("/v1/orders/{order_id}/status-text", get(orders::status_text))
         .with_state(state)
 }
 

@@ -1,5 +1,6 @@
 //! `orderpulse run`: the whole product in one process on the embedded default: the
-//! simulator streaming into the lake, HTTP ingest, and the HTTP API over the lake.
+//! simulator streaming into the lake, HTTP ingest, the stream processor, and the HTTP API
+//! over the lake and the processor's state.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -112,6 +113,17 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         let limits = QueryLimits::for_rollups(&config);
         tokio::spawn(roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), limits));
     }
+    // The stream processor follows the lake beside the API, which reads its state for
+    // order look-ups.
+    let processor = crate::stream::processor::Processor::open(&lake, config.stream.processor_options()).await?;
+    let texts = crate::notify::status_text::StatusTexts::load(config.notify.status_templates_dir.as_deref())
+        .context("notify.status_templates_dir")?;
+    let lookup = crate::api::orders::OrderLookup { state: processor.shared_state(), texts: std::sync::Arc::new(texts) };
+    tokio::spawn(async move {
+        if let Err(error) = processor.run(std::future::pending()).await {
+            tracing::error!(%error, "the stream processor stopped; order look-ups show the state it reached");
+        }
+    });
     let state = AppState::new(
         engine,
         QueryLimits::from_config(&config.api),
@@ -119,7 +131,8 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         config.api.max_body_bytes,
         keys.clone(),
         config.carriers.generic.clone(),
-    );
+    )
+    .with_orders(lookup);
     let postgres_line = match &postgres {
         Some((pg, _)) => format!("psql -h {} -p {} -U orderpulse", pg.ip(), pg.port()),
         None => "off (api.pg_listen)".into(),

@@ -145,7 +145,13 @@ pub fn order_status_batch(state: &StreamState, changes: &Changes) -> Result<Reco
         let parcels: Vec<_> = d.parcels.iter().collect();
         StatusRow::of(&OrderView { order: &d.order, parcels: &parcels }, watermark, grace)
     });
-    let rows: Vec<StatusRow> = live.chain(departed).collect();
+    // One row per order: an order can leave the state and come back (a very late event);
+    // the one in the state now wins over the departed, the later departed over the earlier.
+    let mut by_id: std::collections::BTreeMap<String, StatusRow> = std::collections::BTreeMap::new();
+    for row in departed.chain(live) {
+        by_id.insert(row.order_id.clone(), row);
+    }
+    let rows: Vec<StatusRow> = by_id.into_values().collect();
     let text = |f: &dyn Fn(&StatusRow) -> Option<&str>| Arc::new(StringArray::from_iter(rows.iter().map(f))) as ArrayRef;
     let time = |f: &dyn Fn(&StatusRow) -> Option<i64>| {
         Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)).with_timezone("UTC")) as ArrayRef

@@ -49,7 +49,7 @@ impl Default for StreamSettings {
             allowed_lateness: hour,
             label_scan_after: 24 * hour,
             no_scan_after: 72 * hour,
-            retention: 7 * day,
+            retention: 30 * day,
             max_idle: 60 * day,
             missing_created_grace: 6 * hour,
         }

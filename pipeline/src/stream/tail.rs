@@ -2,10 +2,11 @@
 //!
 //! The stream processor reads what the ingest loop committed, so the lake stays the one
 //! source of truth and the processor's position in a table is simply a Delta version.
-//! A new follower (no position) starts from the table's current snapshot and then reads
-//! each later commit's log entry (`_delta_log/<version>.json`), taking the files it adds
-//! with `dataChange: true`; compaction's rewrites (`dataChange: false`) are skipped, as
-//! their rows were read already.
+//! Each commit's log entry (`_delta_log/<version>.json`) names the files it adds; those
+//! with `dataChange: true` are read, compaction's rewrites (`dataChange: false`) skipped,
+//! as their rows were read already. A new follower starts at version 0, so a replay sees
+//! the rows in the order a live follower did (which is what makes replays fire the same
+//! timers); reading a replaced file needs it not to be vacuumed yet.
 
 use std::sync::Arc;
 
@@ -85,19 +86,15 @@ impl TableTail {
         Ok(Some(TailChunk { table: self.table, events, completes }))
     }
 
-    /// Finds the files of the next version (or of the current snapshot for a new follower).
+    /// Finds the files of the next version. A new follower reads the log from version 0,
+    /// commit by commit, exactly as a follower that was there all along did; only if the
+    /// early log is gone (log retention) does it start from the current snapshot, its
+    /// files in the order they were written.
     async fn find_next_files(&mut self) -> Result<bool, LakeError> {
-        let Some(version) = self.version else {
-            let Some(delta) = self.lake.open_table(self.table).await? else {
-                return Ok(false);
-            };
-            let snapshot = delta.snapshot().map_err(LakeError::table(self.table))?;
-            let mut files: Vec<Path> = snapshot.log_data().into_iter().map(|add| add.object_store_path()).collect();
-            files.sort();
-            files.reverse();
-            self.pending = files;
-            self.pending_version = Some(snapshot.version() as i64);
-            return Ok(true);
+        let version = match self.version {
+            Some(version) => version,
+            None if self.log_exists(0).await? => -1,
+            None => return self.start_from_snapshot().await,
         };
         let next = version + 1;
         let log = Path::from(format!("_delta_log/{next:020}.json"));
@@ -107,9 +104,34 @@ impl TableTail {
             Err(e) => return Err(self.error(format!("reading {log}: {e}"))),
         };
         let mut files = added_data_files(&bytes).map_err(|e| self.error(format!("{log}: {e}")))?;
+        // One file per event date: read them in date order, so a commit spanning days
+        // reaches the state in event-time order.
+        files.sort();
         files.reverse();
         self.pending = files;
         self.pending_version = Some(next);
+        Ok(true)
+    }
+
+    async fn log_exists(&self, version: i64) -> Result<bool, LakeError> {
+        let log = Path::from(format!("_delta_log/{version:020}.json"));
+        match self.store.head(&log).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error(format!("reading {log}: {e}"))),
+        }
+    }
+
+    async fn start_from_snapshot(&mut self) -> Result<bool, LakeError> {
+        let Some(delta) = self.lake.open_table(self.table).await? else {
+            return Ok(false);
+        };
+        let snapshot = delta.snapshot().map_err(LakeError::table(self.table))?;
+        tracing::warn!(table = %self.table, version = snapshot.version(), "the table's early log is gone: starting from its snapshot, files in the order they were written");
+        let mut files: Vec<(i64, Path)> = snapshot.log_data().into_iter().map(|add| (add.modification_time(), add.object_store_path())).collect();
+        files.sort();
+        self.pending = files.into_iter().rev().map(|(_, path)| path).collect();
+        self.pending_version = Some(snapshot.version() as i64);
         Ok(true)
     }
 
@@ -134,7 +156,7 @@ impl TableTail {
     }
 }
 
-/// The data files a commit adds (`add` actions with `dataChange: true`), in log order.
+/// The data files a commit adds (`add` actions with `dataChange: true`).
 fn added_data_files(log: &[u8]) -> Result<Vec<Path>, String> {
     #[derive(serde::Deserialize)]
     struct Action {

@@ -15,4 +15,5 @@ mod memory_lake;
 mod pgwire;
 mod run;
 mod s3_lake;
+mod stream;
 mod tenancy;
