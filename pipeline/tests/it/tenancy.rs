@@ -159,6 +159,8 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
         "kpi_daily_orders",
         "kpi_daily_shipments",
         "kpi_daily_tickets",
+        "order_status",
+        "timer_firings",
     ]
     .map(str::to_owned)
     .into();
