@@ -53,6 +53,13 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
     let address = listener.local_addr()?;
 
+    // Every table exists before ingest starts and before the Postgres session is built
+    // over them: created here, once, not raced by two creators (a lost race could leave
+    // a second metadata commit that fails the writer's first commit).
+    for table in crate::model::schema::LakeTable::ALL {
+        lake.open_or_create(table).await?;
+    }
+
     // Ingest runs on its own thread and runtime: Parquet encoding is CPU work that must
     // not hold up the API's requests. Two sources share it: the simulator (unless
     // disabled) and HTTP (`POST /v1/events`), each with its own positions in the lake.
@@ -90,10 +97,6 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
 
-    // Every table exists before the Postgres session is built over them.
-    for table in crate::model::schema::LakeTable::ALL {
-        lake.open_or_create(table).await?;
-    }
     let engine = super::sql_engine(lake.clone(), &config)?;
     let keys = crate::api::auth::Keys::new(&config.auth.keys).map_err(anyhow::Error::msg).context("auth.keys")?;
     if !keys.enabled() {
