@@ -22,6 +22,8 @@ test: test-deps
 
 bench: bench-deps
 	$(CARGO) bench --locked --profile release -p orderpulse-benches --bench ingest
+	$(CARGO) bench --locked --profile release -p orderpulse-benches --bench stream
+	$(CARGO) bench --locked --profile release -p orderpulse-benches --bench lookup
 	$(CARGO) build --locked --release --bin orderpulse
 	PYTHON=$(abspath $(PYTHON)) benches/e2e/ingest
 	PYTHON=$(abspath $(PYTHON)) benches/e2e/http

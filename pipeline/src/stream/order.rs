@@ -394,6 +394,11 @@ impl OrderState {
         self.seen.is_empty() && self.parcels.is_empty()
     }
 
+    /// The latest event time of the order's own events (not its parcels' scans).
+    pub fn own_last_event_at(&self) -> Option<i64> {
+        self.own_times().max()
+    }
+
     /// Event times of the order's own events.
     fn own_times(&self) -> impl Iterator<Item = i64> + '_ {
         let m = &self.milestones;

@@ -129,10 +129,10 @@ impl Processor {
             for _ in 0..max_chunks {
                 let Some(chunk) = self.tails[i].next_chunk().await? else { break };
                 let mut state = self.state.write().map_err(|_| poisoned())?;
-                for event in &chunk.events {
+                events += chunk.events.len();
+                for event in chunk.events {
                     state.apply(event);
                 }
-                events += chunk.events.len();
                 let fired = state.fire_due_timers();
                 progress.firings += fired.len();
                 self.outbox.extend(fired);

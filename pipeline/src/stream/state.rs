@@ -12,7 +12,9 @@
 //! - timers fire in `(due, kind, subject)` order, and orders leave the state at whole-day
 //!   watermark steps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +131,7 @@ pub struct StreamState {
     counters: StreamCounters,
     /// Orders whose derived state may have changed since [`StreamState::take_changes`]:
     /// checkpointed, so what a crash interrupted is still written out after a restart.
-    changed: std::collections::BTreeSet<String>,
+    changed: HashSet<String>,
     /// Changed orders that left the state before their change was taken: their last
     /// state, so that it can still be written out.
     departed: Vec<DepartedOrder>,
@@ -168,8 +170,8 @@ impl StreamState {
         StreamState {
             watermark: Watermark::new(settings.allowed_lateness),
             settings,
-            orders: HashMap::new(),
-            parcels: HashMap::new(),
+            orders: HashMap::default(),
+            parcels: HashMap::default(),
             timers: Timers::default(),
             lanes: BTreeMap::new(),
             swept_day: None,
@@ -226,7 +228,9 @@ impl StreamState {
 
     /// The orders that changed since the last call.
     pub fn take_changes(&mut self) -> Changes {
-        Changes { order_ids: std::mem::take(&mut self.changed).into_iter().collect(), departed: std::mem::take(&mut self.departed) }
+        let mut order_ids: Vec<String> = std::mem::take(&mut self.changed).into_iter().collect();
+        order_ids.sort_unstable();
+        Changes { order_ids, departed: std::mem::take(&mut self.departed) }
     }
 
     /// Puts changes back (their output could not be written).
@@ -235,19 +239,21 @@ impl StreamState {
         self.departed.extend(changes.departed);
     }
 
-    /// Applies one event.
-    pub fn apply(&mut self, event: &Event) -> Applied {
+    /// Applies one event (taken by value: its texts move into the state).
+    pub fn apply(&mut self, event: Event) -> Applied {
         let at = event.occurred_at.micros;
+        let stream = event.stream();
         let id = id_hash(&event.event_id);
-        let applied = match &event.body {
-            EventBody::Order(order_event) => self.apply_order_event(&order_event.order_id, &order_event.detail, event, id),
-            EventBody::Carrier(scan) => self.apply_scan(scan, event, id),
+        let Event { occurred_at, merchant_id, body, .. } = event;
+        let applied = match body {
+            EventBody::Order(order_event) => self.apply_order_event(order_event.order_id, order_event.detail, occurred_at, merchant_id, id),
+            EventBody::Carrier(scan) => self.apply_scan(scan, occurred_at, id),
             EventBody::Ticket(_) => return Applied::Ignored,
         };
         match applied {
             Applied::New => {
                 self.counters.applied += 1;
-                if self.watermark.observe(event.stream(), at) {
+                if self.watermark.observe(stream, at) {
                     self.counters.late += 1;
                 }
             }
@@ -257,28 +263,32 @@ impl StreamState {
         applied
     }
 
-    fn apply_order_event(&mut self, order_id: &str, detail: &OrderDetail, event: &Event, id: u64) -> Applied {
-        let order = self.orders.entry(order_id.to_owned()).or_insert_with(|| OrderState::new(order_id));
+    fn apply_order_event(&mut self, order_id: String, detail: OrderDetail, at: Timestamp, merchant_id: Option<String>, id: u64) -> Applied {
+        use super::order::keep_earliest;
+        let order = match self.orders.get_mut(&order_id) {
+            Some(order) => order,
+            None => self.orders.entry(order_id.clone()).or_insert_with(|| OrderState::new(&order_id)),
+        };
         if !order.first_sighting(id) {
             return Applied::Duplicate;
         }
-        order.name_merchant(event.merchant_id.as_deref());
-        let mark = |detail: Option<&String>| Mark { at: event.occurred_at, id, detail: detail.cloned() };
+        order.name_merchant(merchant_id.as_deref());
+        let mark = |detail: Option<String>| Mark { at, id, detail };
         let m = &mut order.milestones;
-        use super::order::keep_earliest;
         match detail {
             OrderDetail::Created(created) => {
+                let created = *created;
                 if let Some(ship_by) = created.ship_by {
-                    self.timers.set(ship_by.micros, TimerKind::ShipByPassed, order_id);
+                    self.timers.set(ship_by.micros, TimerKind::ShipByPassed, &order_id);
                 }
                 order.set_checkout(Checkout {
-                    at: event.occurred_at,
+                    at,
                     id,
-                    channel: created.channel.clone(),
-                    customer_country: created.customer.country.clone(),
-                    customer_region: created.customer.region.clone(),
-                    customer_postal_code: created.customer.postal_code.clone(),
-                    notify: created.customer.notify.clone(),
+                    channel: created.channel,
+                    customer_country: created.customer.country,
+                    customer_region: created.customer.region,
+                    customer_postal_code: created.customer.postal_code,
+                    notify: created.customer.notify,
                     items: created.items,
                     total: created.total,
                     ship_by: created.ship_by,
@@ -286,10 +296,10 @@ impl StreamState {
                 });
             }
             OrderDetail::Paid => keep_earliest(&mut m.paid, mark(None)),
-            OrderDetail::FulfillmentStarted { warehouse } => keep_earliest(&mut m.fulfillment_started, mark(warehouse.as_ref())),
+            OrderDetail::FulfillmentStarted { warehouse } => keep_earliest(&mut m.fulfillment_started, mark(warehouse)),
             OrderDetail::Completed => keep_earliest(&mut m.completed, mark(None)),
-            OrderDetail::Cancelled { reason } => keep_earliest(&mut m.cancelled, mark(reason.as_ref())),
-            OrderDetail::ReturnRequested { reason } => keep_earliest(&mut m.return_requested, mark(reason.as_ref())),
+            OrderDetail::Cancelled { reason } => keep_earliest(&mut m.cancelled, mark(reason)),
+            OrderDetail::ReturnRequested { reason } => keep_earliest(&mut m.return_requested, mark(reason)),
             OrderDetail::Shipped(shipment) => {
                 let key = parcel_key(&shipment.carrier, &shipment.tracking_number);
                 let parcel = self
@@ -297,48 +307,63 @@ impl StreamState {
                     .entry(key.clone())
                     .or_insert_with(|| ParcelState::new(&shipment.carrier, &shipment.tracking_number));
                 let before = parcel.owner().map(str::to_owned);
-                parcel.ship(mark(shipment.service_level.as_ref()), order_id);
+                parcel.ship(mark(shipment.service_level), &order_id);
                 if let Some(shipped) = &parcel.shipped {
                     self.timers.set(shipped.at.micros + self.settings.label_scan_after, TimerKind::LabelNotScanned, &key);
                 }
                 self.reassign(&key, before);
             }
         }
-        self.changed.insert(order_id.to_owned());
+        if !self.changed.contains(&order_id) {
+            self.changed.insert(order_id);
+        }
         Applied::New
     }
 
-    fn apply_scan(&mut self, scan: &CarrierScan, event: &Event, id: u64) -> Applied {
+    fn apply_scan(&mut self, scan: CarrierScan, occurred_at: Timestamp, id: u64) -> Applied {
         let key = parcel_key(&scan.carrier, &scan.tracking_number);
-        let parcel = self.parcels.entry(key.clone()).or_insert_with(|| ParcelState::new(&scan.carrier, &scan.tracking_number));
-        let at = event.occurred_at.micros;
+        let parcel = match self.parcels.get_mut(&key) {
+            Some(parcel) => parcel,
+            None => self.parcels.entry(key.clone()).or_insert_with(|| ParcelState::new(&scan.carrier, &scan.tracking_number)),
+        };
+        let at = occurred_at.micros;
+        let status = scan.status;
+        let location = scan.location;
         let new = parcel.add_scan(Scan {
-            at: event.occurred_at,
+            at: occurred_at,
             id,
-            status: scan.status,
+            status,
             sub_status: scan.sub_status,
-            raw_status: scan.raw_status.clone(),
-            description: scan.description.clone(),
-            city: scan.location.city.clone(),
-            region: scan.location.region.clone(),
-            country: scan.location.country.clone(),
+            raw_status: scan.raw_status,
+            description: scan.description,
+            city: location.city,
+            region: location.region,
+            country: location.country,
             estimated_delivery: scan.estimated_delivery,
         });
         if !new {
             return Applied::Duplicate;
         }
-        let before = parcel.owner().map(str::to_owned);
-        if let Some(order_id) = &scan.order_id {
-            parcel.hint_order(order_id);
+        // The smallest order id any scan names is kept (whatever the arrival order); it
+        // decides the owner only while no shipment claims the parcel.
+        let renamed = scan.order_id.filter(|o| parcel.order_hint.as_deref().is_none_or(|h| o.as_str() < h));
+        if let Some(order_id) = renamed {
+            let before = parcel.owner().map(str::to_owned);
+            let claimed = parcel.shipped_order.is_some();
+            parcel.hint_order(&order_id);
+            if !claimed {
+                self.reassign(&key, before);
+            }
         }
-        match scan.status {
+        if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner())
+            && !self.changed.contains(owner)
+        {
+            self.changed.insert(owner.to_owned());
+        }
+        match status {
             ParcelStatus::Delivered => self.timers.set(at, TimerKind::LaneDelivery, &key),
             ParcelStatus::ReturnedToSender => {}
             _ => self.timers.set(at + self.settings.no_scan_after, TimerKind::NoScanFor, &key),
-        }
-        self.reassign(&key, before);
-        if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner()) {
-            self.changed.insert(owner.to_owned());
         }
         Applied::New
     }
@@ -464,6 +489,10 @@ impl StreamState {
         let mut leaving = Vec::new();
         let mut scratch = Vec::new();
         for order in self.orders.values() {
+            // Most orders are recent: their own events alone keep them (cheap to check).
+            if order.own_last_event_at().is_some_and(|own| own + retention > threshold) {
+                continue;
+            }
             scratch.clear();
             scratch.extend(order.parcels.iter().filter_map(|key| self.parcels.get(key)));
             let view = OrderView { order, parcels: &scratch };
@@ -588,7 +617,7 @@ mod tests {
         let mut state = StreamState::new(StreamSettings::default());
         let mut fired = Vec::new();
         for e in events {
-            state.apply(e);
+            state.apply(e.clone());
             fired.extend(state.fire_due_timers());
         }
         state.advance_with_clock(T0 + until * HOUR + state.settings().allowed_lateness);
@@ -731,7 +760,7 @@ mod tests {
                 let mut state = StreamState::new(settings.clone());
                 let mut fired = Vec::new();
                 for (n, e) in events.enumerate() {
-                    state.apply(e);
+                    state.apply(e.clone());
                     if n % every == 0 {
                         fired.extend(state.fire_due_timers());
                     }

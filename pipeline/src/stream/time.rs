@@ -40,12 +40,12 @@ impl Watermark {
 
     /// The watermark now: no event older than this is expected any more.
     pub fn current(&self) -> Option<i64> {
-        let active: Vec<Option<i64>> =
-            Self::INPUTS.iter().filter(|input| !self.idle.contains(input)).map(|input| self.max_event.get(input).copied()).collect();
-        let from_events = if active.is_empty() {
+        let mut active = Self::INPUTS.iter().filter(|input| !self.idle.contains(input)).peekable();
+        let from_events = if active.peek().is_none() {
             self.max_event.values().max().copied()
         } else {
-            active.into_iter().min().flatten()
+            // An active input that has sent nothing yet holds everything back.
+            active.map(|input| self.max_event.get(input).copied()).min().flatten()
         };
         from_events.map(|m| m - self.lateness_micros).max(self.floor)
     }
