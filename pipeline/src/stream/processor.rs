@@ -175,10 +175,12 @@ impl Processor {
         };
         let bytes = self.checkpoints.save(&checkpoint).await?;
         self.seq = checkpoint.seq;
-        self.dirty = false;
         self.last_checkpoint = Instant::now();
         tracing::debug!(seq = self.seq, bytes, positions = ?checkpoint.positions, elapsed = ?started.elapsed(), "stream checkpoint saved");
+        // Outputs not written stay owed (changes restored, outbox kept): the next
+        // checkpoint carries them again.
         self.write_outputs().await?;
+        self.dirty = false;
         Ok(())
     }
 
@@ -239,21 +241,34 @@ impl Processor {
         self.dirty && self.last_checkpoint.elapsed() >= self.options.checkpoint_interval
     }
 
-    /// Runs until `shutdown` resolves, checkpointing every `checkpoint_interval`.
+    /// Runs until `shutdown` resolves, checkpointing every `checkpoint_interval`. A lake
+    /// that cannot be read or written (a network blip, a throttled store) is logged and
+    /// retried with backoff; only losing the ownership of the state (another processor
+    /// wrote the next checkpoint) stops it.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), CheckpointError> {
         tokio::pin!(shutdown);
         let mut checkpoints = tokio::time::interval(self.options.checkpoint_interval);
         checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Duration::ZERO;
         loop {
-            let progress = self.step(16).await?;
-            if progress.events > 0 {
-                let state = self.state.read().map_err(|_| poisoned())?;
-                tracing::debug!(events = progress.events, firings = progress.firings, orders = state.order_count(), "stream step");
-            }
-            let pause = if progress.events > 0 { Duration::ZERO } else { self.options.poll_interval };
+            let pause = match self.step(16).await {
+                Ok(progress) => {
+                    backoff = Duration::ZERO;
+                    if progress.events > 0 { Duration::ZERO } else { self.options.poll_interval }
+                }
+                Err(error) => {
+                    backoff = (backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                    tracing::warn!(%error, retry_in = ?backoff, "stream processor cannot read the lake; retrying");
+                    backoff
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = checkpoints.tick() => self.checkpoint().await?,
+                _ = checkpoints.tick() => match self.checkpoint().await {
+                    Err(error @ CheckpointError::Fenced { .. }) => return Err(error),
+                    Err(error) => tracing::warn!(%error, "stream checkpoint failed; the next one tries again"),
+                    Ok(()) => {}
+                },
                 () = tokio::time::sleep(pause) => {}
             }
         }

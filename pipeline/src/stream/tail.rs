@@ -72,11 +72,12 @@ impl TableTail {
         if self.pending_version.is_none() && !self.find_next_files().await? {
             return Ok(None);
         }
-        let file = self.pending.pop();
-        let events = match &file {
+        // Taken off the list only once read: a failed read is retried, not skipped.
+        let events = match self.pending.last() {
             Some(path) => self.read_file(path).await?,
             None => Vec::new(),
         };
+        self.pending.pop();
         let completes = if self.pending.is_empty() {
             self.version = self.pending_version.take();
             self.version
