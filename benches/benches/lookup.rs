@@ -14,7 +14,6 @@ use orderpulse::api::orders::OrderLookup;
 use orderpulse::api::{serve, AppState};
 use orderpulse::kpi::{QueryLimits, SqlEngine};
 use orderpulse::lake::Lake;
-use orderpulse::model::{decode_line, DecodeLimits};
 use orderpulse::notify::status_text::StatusTexts;
 use orderpulse::source::simulator::{Scenario, Simulator};
 use orderpulse::stream::{StreamSettings, StreamState};
@@ -38,19 +37,16 @@ fn main() -> anyhow::Result<()> {
     let days = 10;
     let started = Instant::now();
     let scenario = Scenario { days, orders_per_day: orders as f64 / f64::from(days), ..Scenario::default() };
-    let limits = DecodeLimits::default();
     // Keep every order: the simulated history runs weeks past its last order, and the
     // default retention would let the finished ones go.
     let year = 365 * orderpulse::model::Timestamp::MICROS_PER_DAY;
     let mut state = StreamState::new(StreamSettings { retention: year, max_idle: year, ..StreamSettings::default() });
     let mut events = 0u64;
-    for line in Simulator::new(scenario).map_err(anyhow::Error::msg)? {
-        if let Ok(event) = decode_line(line.as_bytes(), &limits) {
-            state.apply(event);
-            events += 1;
-            if events % 100_000 == 0 {
-                state.fire_due_timers();
-            }
+    for event in Simulator::new(scenario).map_err(anyhow::Error::msg)?.events() {
+        state.apply(event);
+        events += 1;
+        if events % 100_000 == 0 {
+            state.fire_due_timers();
         }
     }
     state.fire_due_timers();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use orderpulse::model::{decode_line, DecodeLimits, Event};
+use orderpulse::model::Event;
 use orderpulse::source::simulator::{Scenario, Simulator};
 use orderpulse::stream::{StreamSettings, StreamState};
 
@@ -17,11 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Simulated events (orders and scans; tickets are ignored by the state) in event-time order.
 fn simulated_events(days: u32, orders_per_day: f64) -> Vec<Event> {
     let scenario = Scenario { days, orders_per_day, ..Scenario::default() };
-    let limits = DecodeLimits::default();
-    let mut events: Vec<Event> = Simulator::new(scenario)
-        .expect("valid scenario")
-        .filter_map(|line| decode_line(line.as_bytes(), &limits).ok())
-        .collect();
+    let mut events: Vec<Event> = Simulator::new(scenario).expect("valid scenario").events().collect();
     events.sort_by_key(|e| e.occurred_at.micros);
     events
 }

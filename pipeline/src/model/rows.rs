@@ -227,17 +227,13 @@ fn carrier_events(c: &Columns<'_>) -> Result<Vec<Event>, RowError> {
 mod tests {
     use super::*;
     use crate::model::schema::{CarrierRows, Lineage, OrderRows};
-    use crate::model::{decode_line, DecodeLimits};
     use crate::source::simulator::{Scenario, Simulator};
 
     /// Simulated events written into batches and read back write the same batches again.
     #[test]
     fn simulated_events_survive_the_round_trip_through_arrow() {
         let scenario = Scenario { days: 2, orders_per_day: 200.0, ..Scenario::default() };
-        let events: Vec<Event> = Simulator::new(scenario)
-            .unwrap()
-            .filter_map(|line| decode_line(line.as_bytes(), &DecodeLimits::default()).ok())
-            .collect();
+        let events: Vec<Event> = Simulator::new(scenario).unwrap().events().collect();
         let lineage = Lineage { source: "test", position: 1, ingested_at_micros: 0 };
         let write = |events: &[Event]| {
             let (mut orders, mut scans) = (OrderRows::default(), CarrierRows::default());

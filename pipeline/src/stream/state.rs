@@ -731,11 +731,7 @@ mod tests {
     /// Events of a small simulated scenario (faults off), sorted by event time.
     fn simulated(seed: u64, orders_per_day: f64) -> Vec<Event> {
         let scenario = Scenario { seed, days: 3, orders_per_day, ..Scenario::default() };
-        let limits = DecodeLimits::default();
-        let mut events: Vec<Event> = Simulator::new(scenario)
-            .expect("the default scenario is valid")
-            .filter_map(|line| decode_line(line.as_bytes(), &limits).ok())
-            .collect();
+        let mut events: Vec<Event> = Simulator::new(scenario).expect("the default scenario is valid").events().collect();
         events.sort_by_key(|e| e.occurred_at.micros);
         events
     }

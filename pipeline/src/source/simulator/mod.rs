@@ -23,7 +23,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use self::generate::{generate_order, micros, OrderSpec};
 pub use self::scenario::{Incident, Scenario};
-use crate::model::RejectReason;
+use crate::model::{decode_line, DecodeLimits, Event, RejectReason};
 
 /// What the simulator injected: the answer key for tests and detectors.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -85,6 +85,13 @@ pub struct Simulator {
 }
 
 impl Simulator {
+    /// The stream's valid events, decoded (lines a fault made malformed are left out):
+    /// what tests and benches feed to the stream state.
+    pub fn events(self) -> impl Iterator<Item = Event> {
+        let limits = DecodeLimits::default();
+        self.filter_map(move |line| decode_line(line.as_bytes(), &limits).ok())
+    }
+
     pub fn new(scenario: Scenario) -> Result<Self, String> {
         scenario.validate()?;
         let seed = scenario.seed;
