@@ -17,7 +17,7 @@ use super::{ApiError, AppState};
 use crate::kpi::Scope;
 use crate::model::{Timestamp, Window};
 use crate::notify::status_text::StatusTexts;
-use crate::stream::order::{Flag, Mark, OrderState, OrderView, ParcelState};
+use crate::stream::order::{Flag, OrderState, OrderView, ParcelState};
 use crate::stream::processor::SharedState;
 
 /// What the order endpoints read: the live state and the status templates.
@@ -96,20 +96,14 @@ struct Timeline<'a> {
 
 fn timeline<'a>(view: &OrderView<'a>, watermark: Option<i64>, grace: i64) -> Timeline<'a> {
     let order = view.order;
-    let m = &order.milestones;
     let mut milestones: Vec<Milestone> = Vec::new();
     if let Some(c) = &order.checkout {
         milestones.push(Milestone { milestone: "order_created", at: time(c.at), detail: None });
     }
-    let marks: [(&'static str, &Option<Mark>); 5] = [
-        ("paid", &m.paid),
-        ("fulfillment_started", &m.fulfillment_started),
-        ("completed", &m.completed),
-        ("cancelled", &m.cancelled),
-        ("return_requested", &m.return_requested),
-    ];
-    for (name, mark) in marks {
+    for (event, mark) in order.milestones.by_event() {
         if let Some(mark) = mark {
+            // `order.paid` is the milestone `paid`.
+            let name = event.as_str().trim_start_matches("order.");
             milestones.push(Milestone { milestone: name, at: time(mark.at), detail: mark.detail.clone() });
         }
     }

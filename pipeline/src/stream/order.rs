@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Money, NotifyChannel, ParcelStatus, SubStatus, Timestamp, Window};
+use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Timestamp, Window};
 
 /// A stable 64-bit identity of an event id: deduplication and the tie-break between
 /// events at the same instant.
@@ -73,6 +73,20 @@ pub struct Milestones {
     pub cancelled: Option<Mark>,
     /// `detail`: the reason.
     pub return_requested: Option<Mark>,
+}
+
+impl Milestones {
+    /// Each milestone with the event type that sets it: the one list the flags, the
+    /// timeline and the event times read.
+    pub fn by_event(&self) -> [(EventType, &Option<Mark>); 5] {
+        [
+            (EventType::OrderPaid, &self.paid),
+            (EventType::OrderFulfillmentStarted, &self.fulfillment_started),
+            (EventType::OrderCompleted, &self.completed),
+            (EventType::OrderCancelled, &self.cancelled),
+            (EventType::OrderReturnRequested, &self.return_requested),
+        ]
+    }
 }
 
 /// One carrier scan of a parcel.
@@ -401,10 +415,8 @@ impl OrderState {
 
     /// Event times of the order's own events.
     fn own_times(&self) -> impl Iterator<Item = i64> + '_ {
-        let m = &self.milestones;
-        let marks = [&m.paid, &m.fulfillment_started, &m.completed, &m.cancelled, &m.return_requested];
         let checkout = self.checkout.as_ref().map(|c| c.at.micros);
-        marks.into_iter().filter_map(|m| m.as_ref().map(|m| m.at.micros)).chain(checkout)
+        self.milestones.by_event().into_iter().filter_map(|(_, m)| m.as_ref().map(|m| m.at.micros)).chain(checkout)
     }
 }
 
@@ -499,20 +511,13 @@ impl OrderView<'_> {
         }
         match &self.order.checkout {
             Some(checkout) => {
-                let earlier = [
-                    ("order.paid", &m.paid),
-                    ("order.fulfillment_started", &m.fulfillment_started),
-                    ("order.completed", &m.completed),
-                    ("order.cancelled", &m.cancelled),
-                    ("order.return_requested", &m.return_requested),
-                ];
-                for (event, mark) in earlier {
+                for (event, mark) in m.by_event() {
                     if mark.as_ref().is_some_and(|mark| mark.at < checkout.at) {
-                        flags.push(Flag::EventBeforeCreation { event });
+                        flags.push(Flag::EventBeforeCreation { event: event.as_str() });
                     }
                 }
                 if self.parcels.iter().any(|p| p.shipped.as_ref().is_some_and(|s| s.at < checkout.at)) {
-                    flags.push(Flag::EventBeforeCreation { event: "order.shipped" });
+                    flags.push(Flag::EventBeforeCreation { event: EventType::OrderShipped.as_str() });
                 }
             }
             None => {
