@@ -227,53 +227,32 @@ pub fn parcel_key(carrier: &str, tracking_number: &str) -> String {
     format!("{carrier}/{tracking_number}")
 }
 
-/// Where an order stands, derived from its milestones and parcels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    /// Events for the order arrived, but not its `order.created`.
-    AwaitingOrder,
-    Created,
-    Paid,
-    Fulfilling,
-    /// Handed to a carrier (label created, no movement yet).
-    Shipped,
-    InTransit,
-    OutForDelivery,
-    AvailableForPickup,
-    FailedAttempt,
-    Exception,
-    /// Some parcels delivered, others not yet.
-    PartiallyDelivered,
-    Delivered,
-    Completed,
-    Cancelled,
-    ReturnRequested,
-    Returned,
+crate::model::vocabulary! {
+    /// Where an order stands, derived from its milestones and parcels.
+    OrderStatus {
+        /// Events for the order arrived, but not its `order.created`.
+        AwaitingOrder = "awaiting_order",
+        Created = "created",
+        Paid = "paid",
+        Fulfilling = "fulfilling",
+        /// Handed to a carrier (label created, no movement yet).
+        Shipped = "shipped",
+        InTransit = "in_transit",
+        OutForDelivery = "out_for_delivery",
+        AvailableForPickup = "available_for_pickup",
+        FailedAttempt = "failed_attempt",
+        Exception = "exception",
+        /// Some parcels delivered, others not yet.
+        PartiallyDelivered = "partially_delivered",
+        Delivered = "delivered",
+        Completed = "completed",
+        Cancelled = "cancelled",
+        ReturnRequested = "return_requested",
+        Returned = "returned",
+    }
 }
 
 impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::AwaitingOrder => "awaiting_order",
-            OrderStatus::Created => "created",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Fulfilling => "fulfilling",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::InTransit => "in_transit",
-            OrderStatus::OutForDelivery => "out_for_delivery",
-            OrderStatus::AvailableForPickup => "available_for_pickup",
-            OrderStatus::FailedAttempt => "failed_attempt",
-            OrderStatus::Exception => "exception",
-            OrderStatus::PartiallyDelivered => "partially_delivered",
-            OrderStatus::Delivered => "delivered",
-            OrderStatus::Completed => "completed",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::ReturnRequested => "return_requested",
-            OrderStatus::Returned => "returned",
-        }
-    }
-
     /// An order in one of these has nothing more to wait for: it may leave the hot state
     /// after the retention period.
     pub fn is_final(self) -> bool {
@@ -305,12 +284,6 @@ impl OrderStatus {
             OrderStatus::InTransit => 2,
             _ => 1,
         }
-    }
-}
-
-impl std::fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

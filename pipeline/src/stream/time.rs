@@ -71,29 +71,18 @@ impl Watermark {
     }
 }
 
-/// What a timer is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimerKind {
-    /// An order's `ship_by` passed: fires if it had not shipped (nor been cancelled) by then.
-    ShipByPassed,
-    /// A parcel's label was created N hours ago: fires if the carrier has not scanned it
-    /// as moving since.
-    LabelNotScanned,
-    /// A parcel was last scanned N hours ago and has not been delivered or returned.
-    NoScanFor,
-    /// Internal: a parcel's delivery is final; its transit time joins its lane's statistics.
-    LaneDelivery,
-}
-
-impl TimerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimerKind::ShipByPassed => "ship_by_passed",
-            TimerKind::LabelNotScanned => "label_not_scanned",
-            TimerKind::NoScanFor => "no_scan_for",
-            TimerKind::LaneDelivery => "lane_delivery",
-        }
+crate::model::vocabulary! {
+    /// What a timer is for. Timers due at the same instant fire in this order.
+    TimerKind {
+        /// An order's `ship_by` passed: fires if it had not shipped (nor been cancelled) by then.
+        ShipByPassed = "ship_by_passed",
+        /// A parcel's label was created N hours ago: fires if the carrier has not scanned it
+        /// as moving since.
+        LabelNotScanned = "label_not_scanned",
+        /// A parcel was last scanned N hours ago and has not been delivered or returned.
+        NoScanFor = "no_scan_for",
+        /// Internal: a parcel's delivery is final; its transit time joins its lane's statistics.
+        LaneDelivery = "lane_delivery",
     }
 }
 
