@@ -6,6 +6,10 @@
 //! that both think they own the state cannot both write checkpoint `seq`; the loser
 //! stops. An object store put is atomic, so a checkpoint is there whole or not at all,
 //! and the newest one is the state. Older ones are deleted, keeping [`KEEP`].
+//!
+//! The object starts with [`MAGIC`] and the state's [`FORMAT`], so that an orderpulse
+//! whose state layout changed refuses an old checkpoint by name instead of
+//! misreading it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +26,11 @@ use crate::lake::{Lake, LakeError};
 pub const FOLDER: &str = "_stream";
 /// Checkpoints kept besides the newest (for a human to look at after an incident).
 const KEEP: usize = 2;
+/// The first bytes of every checkpoint object.
+const MAGIC: &[u8; 4] = b"opck";
+/// The layout of [`StreamState`] in checkpoints. Raise it with every change to what
+/// the state serialises; old checkpoints are then refused with [`CheckpointError::Format`].
+pub const FORMAT: u16 = 2;
 
 /// What a checkpoint holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +50,11 @@ pub enum CheckpointError {
     Store { path: String, message: String },
     #[error("stream checkpoint {path} is damaged: {message}")]
     Damaged { path: String, message: String },
+    #[error(
+        "stream checkpoint {path} holds state format {}, this orderpulse reads format {FORMAT}; to rebuild the state from the event tables, stop the processor and delete the lake's `{FOLDER}/` folder and the `order_status` and `timer_firings` tables",
+        found.map_or_else(|| "1 (unmarked)".to_string(), |f| f.to_string())
+    )]
+    Format { path: String, found: Option<u16> },
     /// Another processor wrote this checkpoint first: this one must stop.
     #[error("stream checkpoint {seq} was written by another processor; this one stops (only one may own the state)")]
     Fenced { seq: u64 },
@@ -86,17 +100,13 @@ impl CheckpointStore {
         };
         let path = path_of(seq);
         let bytes = self.store.get(&path).await.map_err(|e| Self::store_error(&path, e))?.bytes().await.map_err(|e| Self::store_error(&path, e))?;
-        let damaged = |message: String| CheckpointError::Damaged { path: path.to_string(), message };
-        let raw = zstd::decode_all(bytes.as_ref()).map_err(|e| damaged(e.to_string()))?;
-        let checkpoint: Checkpoint = postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))?;
-        Ok(Some(checkpoint))
+        decode(&path, &bytes).map(Some)
     }
 
     /// Writes `checkpoint` (create-only) and deletes the old ones. Returns its size.
     pub async fn save(&self, checkpoint: &Checkpoint) -> Result<usize, CheckpointError> {
         let path = path_of(checkpoint.seq);
-        let raw = postcard::to_stdvec(checkpoint).map_err(|e| Self::store_error(&path, e))?;
-        let bytes = zstd::encode_all(raw.as_slice(), 1).map_err(|e| Self::store_error(&path, e))?;
+        let bytes = encode(checkpoint).map_err(|e| Self::store_error(&path, e))?;
         let size = bytes.len();
         let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
         match self.store.put_opts(&path, PutPayload::from(bytes), options).await {
@@ -112,5 +122,71 @@ impl CheckpointStore {
             }
         }
         Ok(size)
+    }
+}
+
+/// A checkpoint's object: [`MAGIC`], [`FORMAT`] (little endian), then the postcard
+/// encoding, zstd-compressed.
+fn encode(checkpoint: &Checkpoint) -> anyhow::Result<Vec<u8>> {
+    let raw = postcard::to_stdvec(checkpoint)?;
+    let mut bytes = Vec::with_capacity(raw.len() / 4 + 8);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT.to_le_bytes());
+    zstd::stream::copy_encode(raw.as_slice(), &mut bytes, 1)?;
+    Ok(bytes)
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    let format_error = |found| CheckpointError::Format { path: path.to_string(), found };
+    let Some(rest) = bytes.strip_prefix(MAGIC) else {
+        return Err(format_error(None));
+    };
+    let (format, compressed) = rest.split_first_chunk::<2>().ok_or_else(|| format_error(None))?;
+    let format = u16::from_le_bytes(*format);
+    if format != FORMAT {
+        return Err(format_error(Some(format)));
+    }
+    let damaged = |message: String| CheckpointError::Damaged { path: path.to_string(), message };
+    let raw = zstd::decode_all(compressed).map_err(|e| damaged(e.to_string()))?;
+    postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::state::StreamSettings;
+
+    fn checkpoint() -> Checkpoint {
+        let positions = BTreeMap::from([("order_events".to_string(), 7)]);
+        Checkpoint { seq: 3, positions, state: StreamState::new(StreamSettings::default()), outbox: Vec::new() }
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_as_written() {
+        let path = path_of(3);
+        let read = decode(&path, &encode(&checkpoint()).unwrap()).unwrap();
+        assert_eq!(read.seq, 3);
+        assert_eq!(read.positions, checkpoint().positions);
+        assert!(read.state == checkpoint().state);
+    }
+
+    #[test]
+    fn another_format_is_refused_by_name_and_damage_is_reported_as_damage() {
+        let path = path_of(3);
+        let good = encode(&checkpoint()).unwrap();
+        let mut newer = good.clone();
+        newer[MAGIC.len()..MAGIC.len() + 2].copy_from_slice(&(FORMAT + 1).to_le_bytes());
+        let unmarked = zstd::encode_all(&postcard::to_stdvec(&checkpoint()).unwrap()[..], 1).unwrap();
+        let truncated = &good[..good.len() - 3];
+        let cases: [(&[u8], &str); 4] = [
+            (&newer, &format!("holds state format {}, this orderpulse reads format {FORMAT}", FORMAT + 1)),
+            (&unmarked, "holds state format 1 (unmarked)"),
+            (&good[..5], "holds state format 1 (unmarked)"),
+            (truncated, "is damaged"),
+        ];
+        for (bytes, expected) in cases {
+            let error = decode(&path, bytes).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        }
     }
 }
