@@ -230,6 +230,10 @@ pub struct StreamConfig {
     /// An undelivered parcel with no scan for this long fires `no_scan_for`.
     #[serde(with = "humantime_serde")]
     pub no_scan_after: Duration,
+    /// A parcel scanned this long ago that no `order.shipped` names fires
+    /// `parcel_unclaimed` (its scans stay held for the order).
+    #[serde(with = "humantime_serde")]
+    pub unclaimed_after: Duration,
     /// How long a finished order (delivered, completed, cancelled, returned) stays in the
     /// hot state after its last event.
     #[serde(with = "humantime_serde")]
@@ -256,6 +260,7 @@ impl Default for StreamConfig {
             idle_after: Duration::from_secs(30),
             label_scan_after: 24 * hour,
             no_scan_after: 72 * hour,
+            unclaimed_after: 48 * hour,
             retention: 30 * 24 * hour,
             max_idle: 60 * 24 * hour,
             missing_created_grace: 6 * hour,
@@ -274,6 +279,7 @@ impl StreamConfig {
                 allowed_lateness: micros(self.allowed_lateness),
                 label_scan_after: micros(self.label_scan_after),
                 no_scan_after: micros(self.no_scan_after),
+                unclaimed_after: micros(self.unclaimed_after),
                 retention: micros(self.retention),
                 max_idle: micros(self.max_idle),
                 missing_created_grace: micros(self.missing_created_grace),
@@ -410,6 +416,7 @@ impl Config {
         let positive = [
             ("stream.label_scan_after", stream.label_scan_after),
             ("stream.no_scan_after", stream.no_scan_after),
+            ("stream.unclaimed_after", stream.unclaimed_after),
             ("stream.retention", stream.retention),
             ("stream.max_idle", stream.max_idle),
             ("stream.checkpoint_interval", stream.checkpoint_interval),

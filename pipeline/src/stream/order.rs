@@ -224,7 +224,12 @@ impl ParcelState {
 
 /// The key of a parcel across the state: carrier and tracking number.
 pub fn parcel_key(carrier: &str, tracking_number: &str) -> String {
-    format!("{carrier}/{tracking_number}")
+    // Built by hand: one exact allocation, on the path of every scan.
+    let mut key = String::with_capacity(carrier.len() + 1 + tracking_number.len());
+    key.push_str(carrier);
+    key.push('/');
+    key.push_str(tracking_number);
+    key
 }
 
 crate::model::vocabulary! {
@@ -326,6 +331,9 @@ pub struct OrderState {
     pub parcels: Vec<String>,
     /// Hashes of the order events applied, sorted: the order's deduplication window.
     pub seen: Vec<u64>,
+    /// The latest event time of the order's own events (not its parcels' scans), kept
+    /// as they are applied: the daily eviction check reads it for every order.
+    pub own_last_event_at: Option<i64>,
 }
 
 impl OrderState {
@@ -337,15 +345,17 @@ impl OrderState {
             milestones: Milestones::default(),
             parcels: Vec::new(),
             seen: Vec::new(),
+            own_last_event_at: None,
         }
     }
 
-    /// Records an order event's id; `false` if it was applied before.
-    pub fn first_sighting(&mut self, id: u64) -> bool {
+    /// Records an order event's id and time; `false` if it was applied before.
+    pub fn first_sighting(&mut self, id: u64, at: i64) -> bool {
         match self.seen.binary_search(&id) {
             Ok(_) => false,
-            Err(at) => {
-                self.seen.insert(at, id);
+            Err(slot) => {
+                self.seen.insert(slot, id);
+                self.own_last_event_at = self.own_last_event_at.max(Some(at));
                 true
             }
         }
@@ -381,11 +391,6 @@ impl OrderState {
         self.seen.is_empty() && self.parcels.is_empty()
     }
 
-    /// The latest event time of the order's own events (not its parcels' scans).
-    pub fn own_last_event_at(&self) -> Option<i64> {
-        self.own_times().max()
-    }
-
     /// Event times of the order's own events.
     fn own_times(&self) -> impl Iterator<Item = i64> + '_ {
         let checkout = self.checkout.as_ref().map(|c| c.at.micros);
@@ -414,7 +419,7 @@ impl OrderView<'_> {
 
     /// The latest event time of anything about the order.
     pub fn last_event_at(&self) -> Option<i64> {
-        self.times().max()
+        self.parcels.iter().filter_map(|p| p.last_event_at()).max().max(self.order.own_last_event_at)
     }
 
     /// The earliest shipment of any parcel.

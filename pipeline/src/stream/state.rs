@@ -12,6 +12,7 @@
 //! - timers fire in `(due, kind, subject)` order, and orders leave the state at whole-day
 //!   watermark steps.
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
@@ -34,6 +35,8 @@ pub struct StreamSettings {
     pub label_scan_after: i64,
     /// A parcel not delivered and not scanned for this long fires `no_scan_for`.
     pub no_scan_after: i64,
+    /// A parcel scanned this long ago that no `order.shipped` names fires `parcel_unclaimed`.
+    pub unclaimed_after: i64,
     /// How long a delivered, completed, cancelled or returned order stays after its last
     /// event.
     pub retention: i64,
@@ -51,6 +54,7 @@ impl Default for StreamSettings {
             allowed_lateness: hour,
             label_scan_after: 24 * hour,
             no_scan_after: 72 * hour,
+            unclaimed_after: 48 * hour,
             retention: 30 * day,
             max_idle: 60 * day,
             missing_created_grace: 6 * hour,
@@ -135,6 +139,32 @@ pub struct StreamState {
     /// Changed orders that left the state before their change was taken: their last
     /// state, so that it can still be written out.
     departed: Vec<DepartedOrder>,
+    /// Where the daily sweep looks, so that it does not visit every order every day.
+    sweep: SweepIndex,
+}
+
+/// The orders and parcels the daily eviction sweep must look at. An order cannot leave
+/// before its own events' retention has run out (`own_last_event_at + retention`), so
+/// young orders wait in `due`, bucketed by that day, and are not visited; once past it
+/// they are checked at every sweep, as are orders known only from scans. Which orders
+/// leave is exactly what checking every order would give; the index only skips orders
+/// that cannot leave yet. Arrival-dependent bookkeeping: not part of the state's equality.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SweepIndex {
+    /// Day (of `own_last_event_at + retention`, rounded up) → orders that may leave from then on.
+    due: BTreeMap<i64, Vec<String>>,
+    /// Orders checked at every sweep.
+    aging: HashSet<String>,
+    /// Parcels no order claims (they leave after `max_idle`).
+    unowned: HashSet<String>,
+}
+
+impl SweepIndex {
+    /// Files an order for the first sweep at or after `not_before`.
+    fn schedule(&mut self, order_id: String, not_before: i64) {
+        let day = (not_before + Timestamp::MICROS_PER_DAY - 1).div_euclid(Timestamp::MICROS_PER_DAY);
+        self.due.entry(day).or_default().push(order_id);
+    }
 }
 
 /// An order that left the hot state, with its parcels.
@@ -178,6 +208,7 @@ impl StreamState {
             counters: StreamCounters::default(),
             changed: Default::default(),
             departed: Vec::new(),
+            sweep: SweepIndex::default(),
         }
     }
 
@@ -269,8 +300,12 @@ impl StreamState {
             Some(order) => order,
             None => self.orders.entry(order_id.clone()).or_insert_with(|| OrderState::new(&order_id)),
         };
-        if !order.first_sighting(id) {
+        let first_own_event = order.own_last_event_at.is_none();
+        if !order.first_sighting(id, at.micros) {
             return Applied::Duplicate;
+        }
+        if first_own_event {
+            self.sweep.schedule(order_id.clone(), at.micros + self.settings.retention);
         }
         order.name_merchant(merchant_id.as_deref());
         let mark = |detail: Option<String>| Mark { at, id, detail };
@@ -279,7 +314,7 @@ impl StreamState {
             OrderDetail::Created(created) => {
                 let created = *created;
                 if let Some(ship_by) = created.ship_by {
-                    self.timers.set(ship_by.micros, TimerKind::ShipByPassed, &order_id);
+                    self.timers.set(ship_by.micros, TimerKind::ShipByPassed, order_id.clone());
                 }
                 order.set_checkout(Checkout {
                     at,
@@ -302,29 +337,34 @@ impl StreamState {
             OrderDetail::ReturnRequested { reason } => keep_earliest(&mut m.return_requested, mark(reason)),
             OrderDetail::Shipped(shipment) => {
                 let key = parcel_key(&shipment.carrier, &shipment.tracking_number);
-                let parcel = self
-                    .parcels
-                    .entry(key.clone())
-                    .or_insert_with(|| ParcelState::new(&shipment.carrier, &shipment.tracking_number));
+                let parcel = match self.parcels.get_mut(&key) {
+                    Some(parcel) => parcel,
+                    None => new_parcel(&mut self.parcels, &mut self.sweep, &key, &shipment.carrier, &shipment.tracking_number),
+                };
                 let before = parcel.owner().map(str::to_owned);
                 parcel.ship(mark(shipment.service_level), &order_id);
                 if let Some(shipped) = &parcel.shipped {
-                    self.timers.set(shipped.at.micros + self.settings.label_scan_after, TimerKind::LabelNotScanned, &key);
+                    self.timers.set(shipped.at.micros + self.settings.label_scan_after, TimerKind::LabelNotScanned, key.clone());
+                    // Claimed in time: the wait its first scan started is over.
+                    if let Some(unclaimed_due) = parcel.scans.first().map(|s| s.at.micros + self.settings.unclaimed_after)
+                        && shipped.at.micros <= unclaimed_due
+                    {
+                        self.timers.cancel(unclaimed_due, TimerKind::ParcelUnclaimed, &key);
+                    }
                 }
                 self.reassign(&key, before);
             }
         }
-        if !self.changed.contains(&order_id) {
-            self.changed.insert(order_id);
-        }
+        mark_changed(&mut self.changed, &order_id);
         Applied::New
     }
 
     fn apply_scan(&mut self, scan: CarrierScan, occurred_at: Timestamp, id: u64) -> Applied {
         let key = parcel_key(&scan.carrier, &scan.tracking_number);
+        // Looked up before anything is allocated: most scans are for a parcel already here.
         let parcel = match self.parcels.get_mut(&key) {
             Some(parcel) => parcel,
-            None => self.parcels.entry(key.clone()).or_insert_with(|| ParcelState::new(&scan.carrier, &scan.tracking_number)),
+            None => new_parcel(&mut self.parcels, &mut self.sweep, &key, &scan.carrier, &scan.tracking_number),
         };
         let at = occurred_at.micros;
         let status = scan.status;
@@ -344,26 +384,40 @@ impl StreamState {
         if !new {
             return Applied::Duplicate;
         }
+        // The earliest scan starts the wait for a shipment to claim the parcel; one that
+        // arrives later but happened earlier moves the wait (so the pending timers depend
+        // on the events only, not on their arrival order).
+        if parcel.scans.first().is_some_and(|first| first.id == id) {
+            let unclaimed_after = self.settings.unclaimed_after;
+            if let Some(previous) = parcel.scans.get(1) {
+                self.timers.cancel(previous.at.micros + unclaimed_after, TimerKind::ParcelUnclaimed, &key);
+            }
+            if parcel.shipped.as_ref().is_none_or(|s| s.at.micros > at + unclaimed_after) {
+                self.timers.set(at + unclaimed_after, TimerKind::ParcelUnclaimed, key.clone());
+            }
+        }
         // The smallest order id any scan names is kept (whatever the arrival order); it
         // decides the owner only while no shipment claims the parcel.
         let renamed = scan.order_id.filter(|o| parcel.order_hint.as_deref().is_none_or(|h| o.as_str() < h));
-        if let Some(order_id) = renamed {
-            let before = parcel.owner().map(str::to_owned);
-            let claimed = parcel.shipped_order.is_some();
-            parcel.hint_order(&order_id);
-            if !claimed {
+        match renamed {
+            None => {
+                if let Some(owner) = parcel.owner() {
+                    mark_changed(&mut self.changed, owner);
+                }
+            }
+            Some(order_id) => {
+                let before = parcel.owner().map(str::to_owned);
+                parcel.hint_order(&order_id);
                 self.reassign(&key, before);
+                if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner()) {
+                    mark_changed(&mut self.changed, owner);
+                }
             }
         }
-        if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner())
-            && !self.changed.contains(owner)
-        {
-            self.changed.insert(owner.to_owned());
-        }
         match status {
-            ParcelStatus::Delivered => self.timers.set(at, TimerKind::LaneDelivery, &key),
+            ParcelStatus::Delivered => self.timers.set(at, TimerKind::LaneDelivery, key),
             ParcelStatus::ReturnedToSender => {}
-            _ => self.timers.set(at + self.settings.no_scan_after, TimerKind::NoScanFor, &key),
+            _ => self.timers.set(at + self.settings.no_scan_after, TimerKind::NoScanFor, key),
         }
         Applied::New
     }
@@ -374,7 +428,7 @@ impl StreamState {
         if before == after {
             return;
         }
-        if let Some(old) = before {
+        if let Some(old) = before.clone() {
             if let Some(order) = self.orders.get_mut(&old) {
                 order.disown_parcel(key);
                 if order.is_empty() {
@@ -384,7 +438,18 @@ impl StreamState {
             self.changed.insert(old);
         }
         if let Some(new) = after {
-            self.orders.entry(new.clone()).or_insert_with(|| OrderState::new(&new)).own_parcel(key);
+            if before.is_none() {
+                self.sweep.unowned.remove(key);
+            }
+            let order = match self.orders.entry(new.clone()) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    // Known from scans only: no own events to wait for.
+                    self.sweep.aging.insert(new.clone());
+                    entry.insert(OrderState::new(&new))
+                }
+            };
+            order.own_parcel(key);
             self.changed.insert(new);
         }
     }
@@ -443,6 +508,11 @@ impl StreamState {
                 last.at.micros + settings.no_scan_after == due
                     && !matches!(last.status, ParcelStatus::Delivered | ParcelStatus::ReturnedToSender)
             }
+            TimerKind::ParcelUnclaimed => {
+                let parcel = self.parcels.get(subject)?;
+                let first = parcel.scans.first()?.at.micros;
+                first + settings.unclaimed_after == due && parcel.shipped.as_ref().is_none_or(|s| s.at.micros > due)
+            }
             TimerKind::LaneDelivery => {
                 self.count_delivery(due, subject);
                 false
@@ -486,22 +556,32 @@ impl StreamState {
     /// `max_idle` too.
     fn evict_until(&mut self, threshold: i64) {
         let (retention, max_idle) = (self.settings.retention, self.settings.max_idle);
+        // Orders whose own events' retention ran out join the ones checked every sweep.
+        let day = threshold.div_euclid(Timestamp::MICROS_PER_DAY);
+        let later = self.sweep.due.split_off(&(day + 1));
+        for order_id in std::mem::replace(&mut self.sweep.due, later).into_values().flatten() {
+            match self.orders.get(&order_id).and_then(|o| o.own_last_event_at) {
+                Some(own) if own + retention > threshold => self.sweep.schedule(order_id, own + retention),
+                Some(_) => {
+                    self.sweep.aging.insert(order_id);
+                }
+                None => {}
+            }
+        }
         let mut leaving = Vec::new();
         let mut scratch = Vec::new();
-        for order in self.orders.values() {
-            // Most orders are recent: their own events alone keep them (cheap to check).
-            if order.own_last_event_at().is_some_and(|own| own + retention > threshold) {
-                continue;
-            }
+        self.sweep.aging.retain(|order_id| {
+            let Some(order) = self.orders.get(order_id) else { return false };
             scratch.clear();
             scratch.extend(order.parcels.iter().filter_map(|key| self.parcels.get(key)));
             let view = OrderView { order, parcels: &scratch };
-            let Some(last) = view.last_event_at() else { continue };
             let keep_for = if view.status().is_final() { retention } else { max_idle };
-            if last + keep_for <= threshold {
-                leaving.push(order.order_id.clone());
+            if view.last_event_at().is_some_and(|last| last + keep_for <= threshold) {
+                leaving.push(order_id.clone());
+                return false;
             }
-        }
+            true
+        });
         for order_id in leaving {
             if let Some(order) = self.orders.remove(&order_id) {
                 let parcels: Vec<ParcelState> = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).collect();
@@ -511,7 +591,14 @@ impl StreamState {
                 self.counters.evicted_orders += 1;
             }
         }
-        self.parcels.retain(|_, p| p.owner().is_some() || p.last_event_at().is_none_or(|last| last + max_idle > threshold));
+        let parcels = &mut self.parcels;
+        self.sweep.unowned.retain(|key| {
+            let stale = parcels.get(key).is_none_or(|p| p.owner().is_none() && p.last_event_at().is_none_or(|last| last + max_idle <= threshold));
+            if stale {
+                parcels.remove(key);
+            }
+            !stale
+        });
     }
 
     /// The status of an order, if it is in the state.
@@ -553,6 +640,25 @@ impl StreamState {
     /// Parcels whose scans no order claims yet, with their keys.
     pub fn unowned_parcels(&self) -> impl Iterator<Item = (&String, &ParcelState)> {
         self.parcels.iter().filter(|(_, p)| p.owner().is_none())
+    }
+}
+
+/// A new parcel under `key`: nobody owns it yet.
+fn new_parcel<'a>(
+    parcels: &'a mut HashMap<String, ParcelState>,
+    sweep: &mut SweepIndex,
+    key: &str,
+    carrier: &str,
+    tracking_number: &str,
+) -> &'a mut ParcelState {
+    sweep.unowned.insert(key.to_owned());
+    parcels.entry(key.to_owned()).or_insert_with(|| ParcelState::new(carrier, tracking_number))
+}
+
+/// Notes an order as changed, without allocating its id again when it already is.
+fn mark_changed(changed: &mut HashSet<String>, order_id: &str) {
+    if !changed.contains(order_id) {
+        changed.insert(order_id.to_owned());
     }
 }
 
@@ -641,6 +747,9 @@ mod tests {
             scan("T1", 100, "in_transit", None),
             scan("T1", 300, "exception", None),
         ];
+        let unclaimed = vec![scan("T2", 5, "in_transit", None), scan("T2", 3, "info_received", Some("o2"))];
+        let claimed_late = vec![scan("T2", 3, "info_received", None), created("o2", 0, 80), shipped("o2", "T2", 55)];
+        let claimed_in_time = vec![scan("T2", 3, "info_received", None), scan("T2", 20, "in_transit", None), created("o2", 0, 80), shipped("o2", "T2", 1)];
         let cases: Vec<(&str, Vec<Event>, i64, Vec<(TimerKind, &str, i64)>)> = vec![
             ("never shipped", never_shipped, 30, vec![(ShipByPassed, "o1", 24)]),
             ("shipped in time", shipped_in_time, 200, vec![]),
@@ -648,6 +757,9 @@ mod tests {
             ("cancelled before ship_by", cancelled_first, 30, vec![]),
             ("label never scanned", label_only, 100, vec![(LabelNotScanned, "dhl/T1", 34), (NoScanFor, "dhl/T1", 82)]),
             ("a stall per gap, and one open", stalls_twice, 400, vec![(NoScanFor, "dhl/T1", 74), (NoScanFor, "dhl/T1", 172), (NoScanFor, "dhl/T1", 372)]),
+            ("scans no shipment claims", unclaimed, 60, vec![(ParcelUnclaimed, "dhl/T2", 51)]),
+            ("claimed only after the wait", claimed_late, 60, vec![(ParcelUnclaimed, "dhl/T2", 51)]),
+            ("claimed in time, shipment arriving last", claimed_in_time, 60, vec![]),
         ];
         for (name, events, until, expected) in cases {
             let (_, fired) = run(&events, until);
@@ -726,6 +838,35 @@ mod tests {
         assert!(state.parcel("dhl/T1").is_none());
         assert!(state.order("o2").is_some(), "an unfinished order stays until max_idle");
         assert_eq!(state.counters().evicted_orders, 1);
+    }
+
+    #[test]
+    fn the_sweep_lets_go_of_every_order_it_should_and_no_other() {
+        // Short retention over ten simulated days: many orders leave, some unfinished ones stay.
+        let day = Timestamp::MICROS_PER_DAY;
+        let settings = StreamSettings { retention: 2 * day, max_idle: 4 * day, ..StreamSettings::default() };
+        let scenario = Scenario { seed: 7, days: 10, orders_per_day: 60.0, ..Scenario::default() };
+        let mut events: Vec<Event> = Simulator::new(scenario).expect("valid scenario").events().collect();
+        events.sort_by_key(|e| e.occurred_at.micros);
+        let mut state = StreamState::new(settings.clone());
+        for chunk in events.chunks(97) {
+            for e in chunk {
+                state.apply(e.clone());
+            }
+            state.fire_due_timers();
+        }
+        let threshold = state.swept_day.expect("swept") * day;
+        assert!(state.counters().evicted_orders > 100, "{:?}", state.counters());
+        for order in state.orders() {
+            let parcels = state.parcels_of(order);
+            let view = OrderView { order, parcels: &parcels };
+            let keep_for = if view.status().is_final() { settings.retention } else { settings.max_idle };
+            let last = view.last_event_at().expect("an order has events");
+            assert!(last + keep_for > threshold, "order {} should have left", order.order_id);
+        }
+        for (key, parcel) in state.unowned_parcels() {
+            assert!(parcel.last_event_at().is_some_and(|last| last + settings.max_idle > threshold), "parcel {key} should have left");
+        }
     }
 
     /// Events of a small simulated scenario (faults off), sorted by event time.

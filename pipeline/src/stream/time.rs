@@ -81,6 +81,10 @@ crate::model::vocabulary! {
         LabelNotScanned = "label_not_scanned",
         /// A parcel was last scanned N hours ago and has not been delivered or returned.
         NoScanFor = "no_scan_for",
+        /// A parcel was first scanned N hours ago and no `order.shipped` (at or before
+        /// now) names its tracking number: the scans are held for their order, but the
+        /// merchant should know. `order_id` is the order the scans named, if any.
+        ParcelUnclaimed = "parcel_unclaimed",
         /// Internal: a parcel's delivery is final; its transit time joins its lane's statistics.
         LaneDelivery = "lane_delivery",
     }
@@ -102,8 +106,13 @@ pub struct Timers {
 }
 
 impl Timers {
-    pub fn set(&mut self, due: i64, kind: TimerKind, subject: &str) {
-        self.pending.insert(Timer { due, kind, subject: subject.to_owned() });
+    pub fn set(&mut self, due: i64, kind: TimerKind, subject: String) {
+        self.pending.insert(Timer { due, kind, subject });
+    }
+
+    /// Takes back a timer set before, if it is still pending.
+    pub fn cancel(&mut self, due: i64, kind: TimerKind, subject: &str) {
+        self.pending.remove(&Timer { due, kind, subject: subject.to_owned() });
     }
 
     /// The next timer due at or before `watermark`, taken out of the set.
@@ -158,11 +167,11 @@ mod tests {
         let mut b = Timers::default();
         let set = [(30, TimerKind::NoScanFor, "p1"), (10, TimerKind::ShipByPassed, "o1"), (10, TimerKind::ShipByPassed, "o0")];
         for (due, kind, subject) in set {
-            a.set(due, kind, subject);
+            a.set(due, kind, subject.to_owned());
         }
         for (due, kind, subject) in set.iter().rev() {
-            b.set(*due, *kind, subject);
-            b.set(*due, *kind, subject);
+            b.set(*due, *kind, subject.to_string());
+            b.set(*due, *kind, subject.to_string());
         }
         assert_eq!(a, b);
         let fired: Vec<_> = std::iter::from_fn(|| a.pop_due(20)).map(|t| t.subject).collect();
