@@ -27,19 +27,23 @@ fn state_machine(c: &mut Criterion) {
     let mut group = c.benchmark_group("state_machine");
     group.sample_size(10);
     group.throughput(Throughput::Elements(events.len() as u64));
-    // As the processor does it: apply a file's worth of events, then fire what is due.
+    // As the processor does it: apply a file's worth of events, then fire what is due;
+    // at each checkpoint, take the changed orders (for `order_status`).
     group.bench_function("apply_and_fire", |b| {
         b.iter_batched(
             || (StreamState::new(StreamSettings::default()), events.clone()),
             |(mut state, events)| {
                 let mut events = events.into_iter();
-                loop {
+                for file in 1.. {
                     let mut applied = 0;
                     for event in events.by_ref().take(2000) {
                         state.apply(event);
                         applied += 1;
                     }
                     black_box(state.fire_due_timers());
+                    if file % 25 == 0 || applied == 0 {
+                        black_box(state.take_changes());
+                    }
                     if applied == 0 {
                         break;
                     }

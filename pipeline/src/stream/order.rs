@@ -166,14 +166,15 @@ impl ParcelState {
         }
     }
 
-    /// Adds a scan in its event-time place; `false` if this scan was already here.
-    pub fn add_scan(&mut self, scan: Scan) -> bool {
+    /// Adds a scan in its event-time place and returns that place; `None` if this scan
+    /// was already here.
+    pub fn add_scan(&mut self, scan: Scan) -> Option<usize> {
         if self.scans.iter().any(|s| s.id == scan.id) {
-            return false;
+            return None;
         }
-        let at = self.scans.partition_point(|s| s.key() < scan.key());
-        self.scans.insert(at, scan);
-        true
+        let place = self.scans.partition_point(|s| s.key() < scan.key());
+        self.scans.insert(place, scan);
+        Some(place)
     }
 
     pub fn service_level(&self) -> Option<&str> {
@@ -191,6 +192,12 @@ impl ParcelState {
     /// The latest scan at or before `at`.
     pub fn latest_scan_until(&self, at: i64) -> Option<&Scan> {
         self.scans.iter().take_while(|s| s.at.micros <= at).last()
+    }
+
+    /// Whether the parcel had gone `quiet_for` without a scan at `due`, undelivered: its
+    /// latest scan by then was exactly `quiet_for` earlier and not final.
+    pub fn quiet_at(&self, due: i64, quiet_for: i64) -> bool {
+        self.latest_scan_until(due).is_some_and(|last| last.at.micros + quiet_for == due && !is_final(last.status))
     }
 
     /// The first scan with `status`.
@@ -636,10 +643,10 @@ mod tests {
     #[test]
     fn scans_are_placed_by_event_time_and_deduplicated() {
         let mut parcel = ParcelState::new("dhl", "JD1");
-        assert!(parcel.add_scan(scan(5, 2, ParcelStatus::Delivered)));
-        assert!(parcel.add_scan(scan(1, 1, ParcelStatus::InTransit)));
-        assert!(!parcel.add_scan(scan(1, 1, ParcelStatus::InTransit)));
-        assert!(parcel.add_scan(scan(3, 3, ParcelStatus::OutForDelivery)));
+        assert_eq!(parcel.add_scan(scan(5, 2, ParcelStatus::Delivered)), Some(0));
+        assert_eq!(parcel.add_scan(scan(1, 1, ParcelStatus::InTransit)), Some(0));
+        assert_eq!(parcel.add_scan(scan(1, 1, ParcelStatus::InTransit)), None);
+        assert_eq!(parcel.add_scan(scan(3, 3, ParcelStatus::OutForDelivery)), Some(1));
         let order: Vec<_> = parcel.scans.iter().map(|s| s.status).collect();
         assert_eq!(order, [ParcelStatus::InTransit, ParcelStatus::OutForDelivery, ParcelStatus::Delivered]);
         assert_eq!(parcel.status(), Some(ParcelStatus::Delivered));

@@ -369,7 +369,7 @@ impl StreamState {
         let at = occurred_at.micros;
         let status = scan.status;
         let location = scan.location;
-        let new = parcel.add_scan(Scan {
+        let Some(place) = parcel.add_scan(Scan {
             at: occurred_at,
             id,
             status,
@@ -380,10 +380,20 @@ impl StreamState {
             region: location.region,
             country: location.country,
             estimated_delivery: scan.estimated_delivery,
-        });
-        if !new {
+        }) else {
             return Applied::Duplicate;
+        };
+        // Only `no_scan_for` timers that will fire stay pending (most scans are followed
+        // by another within the hours): this scan may end the wait of the one before it,
+        // and starts its own unless a later scan already came in time.
+        let no_scan_after = self.settings.no_scan_after;
+        if let Some(before) = place.checked_sub(1).and_then(|i| parcel.scans.get(i)).map(|s| s.at.micros + no_scan_after)
+            && !parcel.quiet_at(before, no_scan_after)
+        {
+            self.timers.cancel(before, TimerKind::NoScanFor, &key);
         }
+        let quiet_due = at + no_scan_after;
+        let starts_a_wait = parcel.quiet_at(quiet_due, no_scan_after);
         // The earliest scan starts the wait for a shipment to claim the parcel; one that
         // arrives later but happened earlier moves the wait (so the pending timers depend
         // on the events only, not on their arrival order).
@@ -414,10 +424,10 @@ impl StreamState {
                 }
             }
         }
-        match status {
-            ParcelStatus::Delivered => self.timers.set(at, TimerKind::LaneDelivery, key),
-            ParcelStatus::ReturnedToSender => {}
-            _ => self.timers.set(at + self.settings.no_scan_after, TimerKind::NoScanFor, key),
+        if status == ParcelStatus::Delivered {
+            self.timers.set(at, TimerKind::LaneDelivery, key);
+        } else if starts_a_wait {
+            self.timers.set(quiet_due, TimerKind::NoScanFor, key);
         }
         Applied::New
     }
@@ -502,12 +512,7 @@ impl StreamState {
                 let moved = parcel.scans.iter().take_while(|s| s.at.micros <= due).any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
                 shipped_at + settings.label_scan_after == due && !moved
             }
-            TimerKind::NoScanFor => {
-                let parcel = self.parcels.get(subject)?;
-                let last = parcel.latest_scan_until(due)?;
-                last.at.micros + settings.no_scan_after == due
-                    && !matches!(last.status, ParcelStatus::Delivered | ParcelStatus::ReturnedToSender)
-            }
+            TimerKind::NoScanFor => self.parcels.get(subject)?.quiet_at(due, settings.no_scan_after),
             TimerKind::ParcelUnclaimed => {
                 let parcel = self.parcels.get(subject)?;
                 let first = parcel.scans.first()?.at.micros;
@@ -766,6 +771,22 @@ mod tests {
             let expected: Vec<_> = expected.into_iter().map(|(k, s, h)| (k, s.to_owned(), h)).collect();
             assert_eq!(fired, expected, "{name}");
         }
+    }
+
+    #[test]
+    fn only_timers_that_can_fire_stay_pending() {
+        let in_order = [scan("T1", 2, "in_transit", None), scan("T1", 10, "in_transit", None), scan("T1", 20, "out_for_delivery", None)];
+        let shuffled = [in_order[2].clone(), in_order[0].clone(), in_order[1].clone()];
+        let (a, _) = run(&in_order, 21);
+        let (b, _) = run(&shuffled, 21);
+        assert_eq!(a, b);
+        // The wait after the last scan (20 + 72 h) and the one for a shipment to claim
+        // the parcel (2 + 48 h); the waits the later scans ended are gone.
+        assert_eq!(a.pending_timers(), 2);
+        let delivered = [in_order[0].clone(), scan("T1", 30, "delivered", None)];
+        let (c, fired) = run(&delivered, 200);
+        assert_eq!(fired, [(TimerKind::ParcelUnclaimed, "dhl/T1".to_owned(), 50)]);
+        assert_eq!(c.pending_timers(), 0);
     }
 
     #[test]
