@@ -10,6 +10,14 @@ WITH delivered AS (
     FROM parcels
     WHERE delivered_at >= $from AND delivered_at < $to
 ),
+-- The last ETA before delivery: ranked among the scans that carry one (a small share of
+-- all scans) against each parcel's first delivery, not through `parcels` again.
+delivery_times AS (
+    SELECT carrier, tracking_number, min(occurred_at) AS delivered_at
+    FROM carrier_events
+    WHERE status = 'delivered'
+    GROUP BY carrier, tracking_number
+),
 estimates AS (
     SELECT
         e.carrier,
@@ -17,9 +25,13 @@ estimates AS (
         e.eta_from,
         e.eta_to,
         row_number() OVER (PARTITION BY e.carrier, e.tracking_number ORDER BY e.occurred_at DESC, e.event_id DESC) AS nth_last
-    FROM carrier_events e
-    JOIN delivered d ON d.carrier = e.carrier AND d.tracking_number = e.tracking_number
-    WHERE e.eta_from IS NOT NULL AND e.eta_to IS NOT NULL AND e.occurred_at <= d.delivered_at
+    FROM (
+        SELECT carrier, tracking_number, occurred_at, event_id, eta_from, eta_to
+        FROM carrier_events
+        WHERE eta_from IS NOT NULL AND eta_to IS NOT NULL
+    ) e
+    JOIN delivery_times t ON t.carrier = e.carrier AND t.tracking_number = e.tracking_number
+    WHERE e.occurred_at <= t.delivered_at
 )
 SELECT
     CAST(d.delivered_at AS DATE) AS day,

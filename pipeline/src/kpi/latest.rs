@@ -8,6 +8,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -22,11 +23,13 @@ pub struct LatestSnapshot {
     /// the session was built; the tables' schemas are fixed by `model::schema` and the
     /// rollup queries.
     schema: SchemaRef,
+    /// The settings of the session the table was registered in, which the scans read with.
+    session: Arc<SessionState>,
 }
 
 impl LatestSnapshot {
-    pub fn new(lake: Lake, table: &str, schema: SchemaRef) -> Self {
-        LatestSnapshot { lake, table: table.to_owned(), schema }
+    pub fn new(lake: Lake, table: &str, schema: SchemaRef, session: Arc<SessionState>) -> Self {
+        LatestSnapshot { lake, table: table.to_owned(), schema, session }
     }
 }
 
@@ -49,7 +52,7 @@ impl TableProvider for LatestSnapshot {
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
         let failed = |e: &dyn std::fmt::Display| DataFusionError::External(format!("{}: {e}", self.table).into());
         let delta = self.lake.open_derived(&self.table).await.map_err(|e| failed(&e))?.ok_or_else(|| failed(&"the table does not exist"))?;
-        let provider = delta.table_provider().await.map_err(|e| failed(&e))?;
+        let provider = delta.table_provider().with_session(self.session.clone()).await.map_err(|e| failed(&e))?;
         provider.scan(state, projection, filters, limit).await
     }
 }
