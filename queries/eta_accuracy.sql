@@ -28,6 +28,14 @@ WITH delivered AS (
     WHERE delivered_at >= $from AND delivered_at < $to
       AND ($merchant IS NULL OR merchant_id = $merchant)
 ),
+-- Each delivered parcel's ETAs, ranked against its first delivery (the scans that carry
+-- an ETA are a small share of all scans; `parcels` is not computed again for them).
+delivery_times AS (
+    SELECT carrier, tracking_number, min(occurred_at) AS delivered_at
+    FROM carrier_events
+    WHERE status = 'delivered'
+    GROUP BY carrier, tracking_number
+),
 estimates AS (
     SELECT
         e.carrier,
@@ -36,9 +44,13 @@ estimates AS (
         e.eta_to,
         row_number() OVER (PARTITION BY e.carrier, e.tracking_number ORDER BY e.occurred_at, e.event_id) AS nth_first,
         row_number() OVER (PARTITION BY e.carrier, e.tracking_number ORDER BY e.occurred_at DESC, e.event_id DESC) AS nth_last
-    FROM carrier_events e
-    JOIN delivered d ON d.carrier = e.carrier AND d.tracking_number = e.tracking_number
-    WHERE e.eta_from IS NOT NULL AND e.eta_to IS NOT NULL AND e.occurred_at <= d.delivered_at
+    FROM (
+        SELECT carrier, tracking_number, occurred_at, event_id, eta_from, eta_to
+        FROM carrier_events
+        WHERE eta_from IS NOT NULL AND eta_to IS NOT NULL
+    ) e
+    JOIN delivery_times t ON t.carrier = e.carrier AND t.tracking_number = e.tracking_number
+    WHERE e.occurred_at <= t.delivered_at
 )
 SELECT
     d.group_key,
