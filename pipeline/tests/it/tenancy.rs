@@ -89,7 +89,14 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
          WHERE merchant_id = 'm_lotus' AND type = 'order.shipped') s ON c.carrier = s.carrier AND c.tracking_number = s.tracking_number",
     )
     .await;
-    assert!(lotus_orders > 0 && lotus_scans > 0);
+    let lotus_etas = scalar(
+        &all,
+        "SELECT count(*) FROM parcel_etas x JOIN (SELECT DISTINCT carrier, tracking_number FROM order_events \
+         WHERE merchant_id = 'm_lotus' AND type = 'order.shipped') s ON x.carrier = s.carrier AND x.tracking_number = s.tracking_number",
+    )
+    .await;
+    assert!(lotus_orders > 0 && lotus_scans > 0 && lotus_etas > 0);
+    assert!(scalar(&all, "SELECT count(*) FROM parcel_etas").await > lotus_etas);
     assert!(scalar(&all, "SELECT count(*) FROM quarantine").await > 0);
 
     let server = Server::start(&lake, &["--no-simulator", "--config", config_file.to_str().unwrap()], &[]);
@@ -138,6 +145,7 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
     let counts = [
         ("SELECT count(*) FROM order_events", lotus_orders),
         ("SELECT count(*) FROM carrier_events", lotus_scans),
+        ("SELECT count(*) FROM parcel_etas", lotus_etas),
         ("SELECT count(*) FROM quarantine", 0),
         ("SELECT count(*) FROM order_events WHERE merchant_id = 'm_northwind'", 0),
     ];
@@ -154,6 +162,7 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
         "quarantine",
         "orders",
         "parcels",
+        "parcel_etas",
         "tickets",
         "kpi_daily_deliveries",
         "kpi_daily_orders",
