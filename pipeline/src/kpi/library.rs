@@ -248,7 +248,7 @@ mod tests {
             }
         }
         let views: Vec<&str> = library.views().iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(views, ["orders", "parcels", "tickets"]);
+        assert_eq!(views, ["orders", "parcel_etas", "parcels", "tickets"]);
         let rollups: Vec<&str> = library.rollups().iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(rollups, ["kpi_daily_deliveries", "kpi_daily_orders", "kpi_daily_shipments", "kpi_daily_tickets"]);
     }
