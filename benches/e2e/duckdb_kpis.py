@@ -1,11 +1,12 @@
 """Runs orderpulse's KPI library in DuckDB over a Delta lake's Parquet files.
 
-The same `.sql` files as orderpulse, unchanged: the views in `queries/views/` first, then
-each KPI with its named parameters bound as values ($merchant, $from, $to, $group_by).
-The only set-up is DuckDB's session time zone (UTC), so dates and weeks are cut where
-orderpulse cuts them. Tables are read from the files of each table's current Delta
-snapshot (as `deltalake` lists them), with the `event_date` partition column from the
-Hive-style paths.
+The same `.sql` files as orderpulse: the views in `queries/views/` first, then each KPI
+with its named parameters bound as values ($merchant, $from, $to, $group_by). One
+mechanical dialect step (`duckdb_dialect`): the ordered aggregates `first_value(` and
+`last_value(` are DuckDB's `first(` and `last(`. The only set-up is DuckDB's session
+time zone (UTC), so dates and weeks are cut where orderpulse cuts them. Tables are read
+from the files of each table's current Delta snapshot (as `deltalake` lists them), with
+the `event_date` partition column from the Hive-style paths.
 
 usage: duckdb_kpis.py LAKE QUERIES RUNS_JSON
   RUNS_JSON: [{"kpi": name, "merchant": str|null, "from": rfc3339, "to": rfc3339,
@@ -17,6 +18,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 import sys
 import time
 
@@ -26,6 +28,12 @@ from deltalake import DeltaTable
 TABLES = ["order_events", "carrier_events", "ticket_events"]
 
 
+def duckdb_dialect(sql: str) -> str:
+    """DataFusion's ordered aggregates `first_value(x ORDER BY ...)` / `last_value(...)`
+    under DuckDB's names `first` / `last` (the library uses them only as aggregates)."""
+    return re.sub(r"\b(first|last)_value\(", r"\1(", sql)
+
+
 def connect(lake: str, queries: pathlib.Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -33,7 +41,7 @@ def connect(lake: str, queries: pathlib.Path) -> duckdb.DuckDBPyConnection:
         files = DeltaTable(f"{lake}/{table}").file_uris()
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({files!r}, hive_partitioning = true)")
     for view in sorted((queries / "views").glob("*.sql")):
-        con.execute(view.read_text())
+        con.execute(duckdb_dialect(view.read_text()))
     return con
 
 
@@ -58,7 +66,7 @@ def main() -> None:
     con = connect(lake, queries)
     out = []
     for run in runs:
-        sql = (queries / f"{run['kpi']}.sql").read_text()
+        sql = duckdb_dialect((queries / f"{run['kpi']}.sql").read_text())
         params = {"merchant": run["merchant"], "from": instant(run["from"]), "to": instant(run["to"]), "group_by": run["group_by"]}
         started = time.perf_counter()
         cursor = con.execute(sql, params)

@@ -12,6 +12,9 @@
 -- region from `order.created`; together with carrier and service level they make the lane
 -- (`lane`: `dhl/express DE-NW > DE-BE`; `carrier_service`: `dhl/express`).
 -- last_status is the status of the latest scan by event time (ties: the later event id).
+-- "First/last by event time" are ordered aggregates (`first_value(x ORDER BY ...)`), one
+-- pass over the scans instead of a sorted window over all of them; DuckDB spells them
+-- `first`/`last` (see queries/README.md).
 -- Scans for tracking numbers no `order.shipped` names are not parcels yet (see
 -- `carrier_events`).
 CREATE VIEW parcels AS
@@ -33,20 +36,18 @@ scan_times AS (
            count(CASE WHEN status = 'exception' THEN 1 END) AS exceptions,
            min(CASE WHEN status = 'returned_to_sender' THEN occurred_at END) AS returned_at,
            min(CASE WHEN status = 'exception' AND sub_status = 'lost' THEN occurred_at END) AS lost_at,
-           max(occurred_at) AS last_scan_at
+           max(occurred_at) AS last_scan_at,
+           last_value(status ORDER BY occurred_at, event_id) AS last_status
     FROM carrier_events
     GROUP BY carrier, tracking_number
 ),
 pickups AS (
-    SELECT carrier, tracking_number, location_country, location_region,
-           row_number() OVER (PARTITION BY carrier, tracking_number ORDER BY occurred_at, event_id) AS n
+    SELECT carrier, tracking_number,
+           first_value(location_country ORDER BY occurred_at, event_id) AS location_country,
+           first_value(location_region ORDER BY occurred_at, event_id) AS location_region
     FROM carrier_events
     WHERE status = 'in_transit'
-),
-latest_scans AS (
-    SELECT carrier, tracking_number, status,
-           row_number() OVER (PARTITION BY carrier, tracking_number ORDER BY occurred_at DESC, event_id DESC) AS n
-    FROM carrier_events
+    GROUP BY carrier, tracking_number
 )
 SELECT
     s.order_id,
@@ -73,9 +74,8 @@ SELECT
     t.returned_at,
     t.lost_at,
     t.last_scan_at,
-    latest.status AS last_status
+    t.last_status
 FROM shipped s
 JOIN orders o ON o.order_id = s.order_id
 LEFT JOIN scan_times t ON t.carrier = s.carrier AND t.tracking_number = s.tracking_number
-LEFT JOIN latest_scans latest ON latest.carrier = s.carrier AND latest.tracking_number = s.tracking_number AND latest.n = 1
-LEFT JOIN pickups pickup ON pickup.carrier = s.carrier AND pickup.tracking_number = s.tracking_number AND pickup.n = 1
+LEFT JOIN pickups pickup ON pickup.carrier = s.carrier AND pickup.tracking_number = s.tracking_number
