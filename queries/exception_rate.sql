@@ -26,27 +26,39 @@ WITH shipped AS (
     WHERE shipped_at >= $from AND shipped_at < $to
       AND ($merchant IS NULL OR merchant_id = $merchant)
 ),
-totals AS (
-    SELECT group_key, count(*) AS shipped FROM shipped GROUP BY group_key
-),
-exceptions AS (
-    SELECT DISTINCT s.group_key, s.carrier, s.tracking_number, coalesce(e.sub_status, 'other') AS sub_status
-    FROM shipped s
-    JOIN carrier_events e ON e.carrier = s.carrier AND e.tracking_number = s.tracking_number
-    WHERE e.status = 'exception'
-),
-counted AS (
-    SELECT group_key, sub_status, count(*) AS parcels FROM exceptions GROUP BY group_key, sub_status
+-- Each parcel's exception sub-statuses, and `any` once for a parcel with any exception
+-- (from the scans alone, so that `parcels` is read once below).
+exception_kinds AS (
+    SELECT DISTINCT carrier, tracking_number, coalesce(sub_status, 'other') AS sub_status
+    FROM carrier_events
+    WHERE status = 'exception'
     UNION ALL
-    SELECT group_key, 'any' AS sub_status, count(DISTINCT carrier || ' ' || tracking_number) AS parcels
-    FROM exceptions GROUP BY group_key
+    SELECT DISTINCT carrier, tracking_number, 'any' AS sub_status
+    FROM carrier_events
+    WHERE status = 'exception'
+),
+-- Per group and sub-status, the parcels that had it; sub_status NULL: the parcels with
+-- no exception. Every shipped parcel is in exactly one of the NULL and `any` rows.
+counted AS (
+    SELECT s.group_key, x.sub_status, count(*) AS parcels
+    FROM shipped s
+    LEFT JOIN exception_kinds x ON x.carrier = s.carrier AND x.tracking_number = s.tracking_number
+    GROUP BY s.group_key, x.sub_status
+),
+rated AS (
+    SELECT
+        group_key,
+        sub_status,
+        parcels,
+        sum(CASE WHEN sub_status IS NULL OR sub_status = 'any' THEN parcels ELSE 0 END) OVER (PARTITION BY group_key) AS shipped
+    FROM counted
 )
 SELECT
-    t.group_key,
-    c.sub_status,
-    c.parcels AS parcels_with_exception,
-    t.shipped,
-    CAST(c.parcels AS DOUBLE) / t.shipped AS exception_rate
-FROM totals t
-JOIN counted c ON c.group_key = t.group_key
-ORDER BY t.group_key, c.sub_status
+    group_key,
+    sub_status,
+    parcels AS parcels_with_exception,
+    shipped,
+    CAST(parcels AS DOUBLE) / shipped AS exception_rate
+FROM rated
+WHERE sub_status IS NOT NULL
+ORDER BY group_key, sub_status
