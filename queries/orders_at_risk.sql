@@ -28,38 +28,43 @@ WITH open_orders AS (
       AND NOT coalesce(o.return_requested_at < $to, false)
       AND ($merchant IS NULL OR o.merchant_id = $merchant)
 ),
-undelivered_parcels AS (
-    SELECT p.order_id, p.carrier, p.tracking_number, p.shipped_at
+-- Scans before `to`: each parcel's last one (read from the scans, not from `parcels`,
+-- whose last scan may lie after `to`).
+scans_before AS (
+    SELECT carrier, tracking_number, max(occurred_at) AS last_scan_at
+    FROM carrier_events
+    WHERE occurred_at < $to
+    GROUP BY carrier, tracking_number
+),
+-- Orders with a parcel shipped and not delivered by `to`, and whether one of those is stuck.
+undelivered AS (
+    SELECT
+        p.order_id,
+        max(CASE WHEN date_part('epoch', $to) - date_part('epoch', coalesce(s.last_scan_at, p.shipped_at)) > 48 * 3600 THEN 1 ELSE 0 END) AS stuck
     FROM parcels p
-    JOIN open_orders o ON o.order_id = p.order_id
+    LEFT JOIN scans_before s ON s.carrier = p.carrier AND s.tracking_number = p.tracking_number
     WHERE p.shipped_at < $to AND NOT coalesce(p.delivered_at < $to, false)
+    GROUP BY p.order_id
 ),
-last_scans AS (
-    SELECT u.order_id, u.carrier, u.tracking_number, u.shipped_at, max(e.occurred_at) AS last_scan_at
-    FROM undelivered_parcels u
-    LEFT JOIN carrier_events e ON e.carrier = u.carrier AND e.tracking_number = u.tracking_number AND e.occurred_at < $to
-    GROUP BY u.order_id, u.carrier, u.tracking_number, u.shipped_at
-),
-risks AS (
-    SELECT o.group_key, o.order_id, 'late' AS risk
+-- One row per open order with its reasons, so that the views are read once.
+flagged AS (
+    SELECT
+        o.group_key,
+        o.order_id,
+        o.promised_to < $to AND (u.order_id IS NOT NULL OR o.first_shipped_at IS NULL OR o.first_shipped_at >= $to) AS late,
+        o.ship_by < $to AND (o.first_shipped_at IS NULL OR o.first_shipped_at >= $to) AS not_shipped_on_time,
+        coalesce(u.stuck = 1, false) AS stuck
     FROM open_orders o
-    WHERE o.promised_to < $to
-      AND o.order_id IN (SELECT order_id FROM undelivered_parcels UNION ALL SELECT order_id FROM open_orders WHERE first_shipped_at IS NULL OR first_shipped_at >= $to)
-    UNION ALL
-    SELECT o.group_key, o.order_id, 'not_shipped_on_time' AS risk
-    FROM open_orders o
-    WHERE o.ship_by < $to AND (o.first_shipped_at IS NULL OR o.first_shipped_at >= $to)
-    UNION ALL
-    SELECT DISTINCT o.group_key, o.order_id, 'stuck' AS risk
-    FROM open_orders o
-    JOIN last_scans s ON s.order_id = o.order_id
-    WHERE date_part('epoch', $to) - date_part('epoch', coalesce(s.last_scan_at, s.shipped_at)) > 48 * 3600
+    LEFT JOIN undelivered u ON u.order_id = o.order_id
 )
-SELECT group_key, risk, count(*) AS orders
-FROM risks
-GROUP BY group_key, risk
-UNION ALL
-SELECT group_key, 'any' AS risk, count(DISTINCT order_id) AS orders
-FROM risks
-GROUP BY group_key
-ORDER BY group_key, risk
+SELECT f.group_key, r.risk, count(*) AS orders
+FROM flagged f
+CROSS JOIN (VALUES ('late'), ('not_shipped_on_time'), ('stuck'), ('any')) AS r(risk)
+WHERE CASE r.risk
+    WHEN 'late' THEN f.late
+    WHEN 'not_shipped_on_time' THEN f.not_shipped_on_time
+    WHEN 'stuck' THEN f.stuck
+    ELSE f.late OR f.not_shipped_on_time OR f.stuck
+END
+GROUP BY f.group_key, r.risk
+ORDER BY f.group_key, r.risk
