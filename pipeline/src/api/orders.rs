@@ -109,7 +109,7 @@ fn timeline<'a>(view: &OrderView<'a>, watermark: Option<i64>, grace: i64) -> Tim
     }
     for parcel in view.parcels {
         if let Some(shipped) = &parcel.shipped {
-            milestones.push(Milestone { milestone: "shipped", at: time(shipped.at), detail: Some(parcel.tracking_number.clone()) });
+            milestones.push(Milestone { milestone: "shipped", at: time(shipped.at), detail: Some(parcel.tracking_number.to_string()) });
         }
     }
     milestones.sort_by(|a, b| a.at.cmp(&b.at));

@@ -216,7 +216,7 @@ impl StatusFacts {
             EtaFacts { from, to, same_day }
         });
         StatusFacts {
-            order_id: view.order.order_id.clone(),
+            order_id: view.order.order_id.to_string(),
             status: status.as_str(),
             carrier: parcel.map(|p| carrier_name(&p.carrier)),
             city: scan.and_then(|s| s.city.clone()).or_else(|| delivered.and_then(|s| s.city.clone())),

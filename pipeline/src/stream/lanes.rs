@@ -11,15 +11,17 @@
 use serde::{Deserialize, Serialize};
 use sketches_ddsketch::{Config, DDSketch};
 
+use super::order::Key;
+
 /// The lane a parcel travelled.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LaneKey {
-    pub carrier: String,
-    pub service_level: String,
+    pub carrier: Key,
+    pub service_level: Key,
     /// `country-region` of the pickup scan.
-    pub origin: String,
+    pub origin: Key,
     /// `country-region` of the customer.
-    pub destination: String,
+    pub destination: Key,
 }
 
 impl std::fmt::Display for LaneKey {

@@ -7,8 +7,15 @@
 //! arrival order of the same events end in the same state.
 
 use serde::{Deserialize, Serialize};
+use smol_str::{SmolStr, SmolStrBuilder};
 
 use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Timestamp, Window};
+
+/// An order id or a parcel key as the state keeps it. Ids are short, so they sit inline
+/// (up to 23 bytes): looking one up compares bytes in the hash table itself instead of
+/// following a pointer, and the copies held by timers, indexes and parcels cost no
+/// allocation. It serialises as a plain string.
+pub type Key = SmolStr;
 
 /// A stable 64-bit identity of an event id: deduplication and the tie-break between
 /// events at the same instant.
@@ -57,8 +64,8 @@ pub struct Checkout {
 
 impl Checkout {
     /// The customer's `country-region`, the destination end of a lane.
-    pub fn destination(&self) -> Option<String> {
-        Some(format!("{}-{}", self.customer_country.as_deref()?, self.customer_region.as_deref()?))
+    pub fn destination(&self) -> Option<Key> {
+        Some(region_key(self.customer_country.as_deref()?, self.customer_region.as_deref()?))
     }
 }
 
@@ -113,16 +120,16 @@ impl Scan {
 /// One parcel: an `order.shipped` (carrier + tracking number) and its scans.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParcelState {
-    pub carrier: String,
-    pub tracking_number: String,
+    pub carrier: Key,
+    pub tracking_number: Key,
     /// The earliest `order.shipped` naming this parcel; `None` while only scans are known.
     /// `detail`: the service level.
     pub shipped: Option<Mark>,
     /// The order of that earliest `order.shipped`.
-    pub shipped_order: Option<String>,
+    pub shipped_order: Option<Key>,
     /// The smallest `order_id` any scan of the parcel named, for parcels no
     /// `order.shipped` names (yet).
-    pub order_hint: Option<String>,
+    pub order_hint: Option<Key>,
     /// Sorted by `(occurred_at, id hash)`, without duplicates.
     pub scans: Vec<Scan>,
 }
@@ -135,8 +142,8 @@ fn is_final(status: ParcelStatus) -> bool {
 impl ParcelState {
     pub fn new(carrier: &str, tracking_number: &str) -> Self {
         ParcelState {
-            carrier: carrier.to_owned(),
-            tracking_number: tracking_number.to_owned(),
+            carrier: Key::new(carrier),
+            tracking_number: Key::new(tracking_number),
             shipped: None,
             shipped_order: None,
             order_hint: None,
@@ -151,18 +158,23 @@ impl ParcelState {
         self.shipped_order.as_deref().or(self.order_hint.as_deref())
     }
 
+    /// [`Self::owner`] as the state's key.
+    pub fn owner_key(&self) -> Option<&Key> {
+        self.shipped_order.as_ref().or(self.order_hint.as_ref())
+    }
+
     /// Records an `order.shipped` naming this parcel.
     pub fn ship(&mut self, mark: Mark, order_id: &str) {
         if self.shipped.as_ref().is_none_or(|current| mark.key() < current.key()) {
             self.shipped = Some(mark);
-            self.shipped_order = Some(order_id.to_owned());
+            self.shipped_order = Some(Key::new(order_id));
         }
     }
 
     /// Records the order id a scan named.
     pub fn hint_order(&mut self, order_id: &str) {
         if self.order_hint.as_deref().is_none_or(|current| order_id < current) {
-            self.order_hint = Some(order_id.to_owned());
+            self.order_hint = Some(Key::new(order_id));
         }
     }
 
@@ -211,9 +223,9 @@ impl ParcelState {
     }
 
     /// The pickup scan's `country-region`, the origin end of a lane.
-    pub fn origin(&self) -> Option<String> {
+    pub fn origin(&self) -> Option<Key> {
         let pickup = self.first(ParcelStatus::InTransit)?;
-        Some(format!("{}-{}", pickup.country.as_deref()?, pickup.region.as_deref()?))
+        Some(region_key(pickup.country.as_deref()?, pickup.region.as_deref()?))
     }
 
     /// A scan that moves the parcel on after it was delivered or returned.
@@ -230,13 +242,23 @@ impl ParcelState {
 }
 
 /// The key of a parcel across the state: carrier and tracking number.
-pub fn parcel_key(carrier: &str, tracking_number: &str) -> String {
-    // Built by hand: one exact allocation, on the path of every scan.
-    let mut key = String::with_capacity(carrier.len() + 1 + tracking_number.len());
-    key.push_str(carrier);
-    key.push('/');
-    key.push_str(tracking_number);
-    key
+pub fn parcel_key(carrier: &str, tracking_number: &str) -> Key {
+    joined_key(carrier, '/', tracking_number)
+}
+
+/// `country-region`, an end of a lane.
+fn region_key(country: &str, region: &str) -> Key {
+    joined_key(country, '-', region)
+}
+
+/// Two parts and a separator, built in place: on the path of every scan, and inline
+/// (no allocation) for the usual lengths.
+fn joined_key(first: &str, separator: char, second: &str) -> Key {
+    let mut key = SmolStrBuilder::new();
+    key.push_str(first);
+    key.push(separator);
+    key.push_str(second);
+    key.finish()
 }
 
 crate::model::vocabulary! {
@@ -329,13 +351,13 @@ impl Flag {
 /// Everything an order's own events say (its parcels live beside it, by key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderState {
-    pub order_id: String,
+    pub order_id: Key,
     /// The smallest merchant id its events named (they should all name the same one).
     pub merchant_id: Option<String>,
     pub checkout: Option<Checkout>,
     pub milestones: Milestones,
     /// The [`parcel_key`]s of the parcels this order owns, sorted.
-    pub parcels: Vec<String>,
+    pub parcels: Vec<Key>,
     /// Hashes of the order events applied, sorted: the order's deduplication window.
     pub seen: Vec<u64>,
     /// The latest event time of the order's own events (not its parcels' scans), kept
@@ -346,7 +368,7 @@ pub struct OrderState {
 impl OrderState {
     pub fn new(order_id: &str) -> Self {
         OrderState {
-            order_id: order_id.to_owned(),
+            order_id: Key::new(order_id),
             merchant_id: None,
             checkout: None,
             milestones: Milestones::default(),
@@ -385,7 +407,7 @@ impl OrderState {
 
     pub fn own_parcel(&mut self, key: &str) {
         if let Err(at) = self.parcels.binary_search_by(|k| k.as_str().cmp(key)) {
-            self.parcels.insert(at, key.to_owned());
+            self.parcels.insert(at, Key::new(key));
         }
     }
 
@@ -480,7 +502,7 @@ impl OrderView<'_> {
         for parcel in self.parcels {
             if let Some(scan) = parcel.scan_after_final() {
                 flags.push(Flag::ScanAfterDelivery {
-                    tracking_number: parcel.tracking_number.clone(),
+                    tracking_number: parcel.tracking_number.to_string(),
                     raw_status: scan.raw_status.clone(),
                     at: scan.at.to_rfc3339(),
                 });
@@ -490,7 +512,7 @@ impl OrderView<'_> {
         if let Some(cancelled) = &m.cancelled {
             for parcel in self.parcels {
                 if parcel.shipped.as_ref().is_some_and(|s| s.at > cancelled.at) {
-                    flags.push(Flag::ShippedAfterCancellation { tracking_number: parcel.tracking_number.clone() });
+                    flags.push(Flag::ShippedAfterCancellation { tracking_number: parcel.tracking_number.to_string() });
                 }
             }
         }

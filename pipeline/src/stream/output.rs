@@ -102,7 +102,7 @@ impl StatusRow {
         let flags: Vec<&str> = view.flags(watermark, missing_created_grace).iter().map(Flag::name).collect();
         let join = |items: &[&str]| (!items.is_empty()).then(|| items.join(","));
         StatusRow {
-            order_id: order.order_id.clone(),
+            order_id: order.order_id.to_string(),
             merchant_id: order.merchant_id.clone(),
             status: view.status().as_str(),
             milestones: [

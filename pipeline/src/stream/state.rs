@@ -20,7 +20,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
-use super::order::{id_hash, parcel_key, Checkout, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan};
+use super::order::{id_hash, parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan};
 use super::time::{TimerKind, Timers, Watermark};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
 
@@ -124,9 +124,9 @@ pub struct LaneSummary {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamState {
     settings: StreamSettings,
-    orders: HashMap<String, OrderState>,
+    orders: HashMap<Key, OrderState>,
     /// Every parcel, by [`parcel_key`]; its owner (if any) lists it in `parcels`.
-    parcels: HashMap<String, ParcelState>,
+    parcels: HashMap<Key, ParcelState>,
     timers: Timers,
     lanes: BTreeMap<LaneKey, LaneStats>,
     watermark: Watermark,
@@ -135,7 +135,7 @@ pub struct StreamState {
     counters: StreamCounters,
     /// Orders whose derived state may have changed since [`StreamState::take_changes`]:
     /// checkpointed, so what a crash interrupted is still written out after a restart.
-    changed: HashSet<String>,
+    changed: HashSet<Key>,
     /// Changed orders that left the state before their change was taken: their last
     /// state, so that it can still be written out.
     departed: Vec<DepartedOrder>,
@@ -152,16 +152,16 @@ pub struct StreamState {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SweepIndex {
     /// Day (of `own_last_event_at + retention`, rounded up) → orders that may leave from then on.
-    due: BTreeMap<i64, Vec<String>>,
+    due: BTreeMap<i64, Vec<Key>>,
     /// Orders checked at every sweep.
-    aging: HashSet<String>,
+    aging: HashSet<Key>,
     /// Parcels no order claims (they leave after `max_idle`).
-    unowned: HashSet<String>,
+    unowned: HashSet<Key>,
 }
 
 impl SweepIndex {
     /// Files an order for the first sweep at or after `not_before`.
-    fn schedule(&mut self, order_id: String, not_before: i64) {
+    fn schedule(&mut self, order_id: Key, not_before: i64) {
         let day = (not_before + Timestamp::MICROS_PER_DAY - 1).div_euclid(Timestamp::MICROS_PER_DAY);
         self.due.entry(day).or_default().push(order_id);
     }
@@ -177,7 +177,7 @@ pub struct DepartedOrder {
 /// The orders to write out: ids of orders still in the state, and departed ones.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changes {
-    pub order_ids: Vec<String>,
+    pub order_ids: Vec<Key>,
     pub departed: Vec<DepartedOrder>,
 }
 
@@ -259,7 +259,7 @@ impl StreamState {
 
     /// The orders that changed since the last call.
     pub fn take_changes(&mut self) -> Changes {
-        let mut order_ids: Vec<String> = std::mem::take(&mut self.changed).into_iter().collect();
+        let mut order_ids: Vec<Key> = std::mem::take(&mut self.changed).into_iter().collect();
         order_ids.sort_unstable();
         Changes { order_ids, departed: std::mem::take(&mut self.departed) }
     }
@@ -296,6 +296,7 @@ impl StreamState {
 
     fn apply_order_event(&mut self, order_id: String, detail: OrderDetail, at: Timestamp, merchant_id: Option<String>, id: u64) -> Applied {
         use super::order::keep_earliest;
+        let order_id = Key::from(order_id);
         let order = match self.orders.get_mut(&order_id) {
             Some(order) => order,
             None => self.orders.entry(order_id.clone()).or_insert_with(|| OrderState::new(&order_id)),
@@ -341,7 +342,7 @@ impl StreamState {
                     Some(parcel) => parcel,
                     None => new_parcel(&mut self.parcels, &mut self.sweep, &key, &shipment.carrier, &shipment.tracking_number),
                 };
-                let before = parcel.owner().map(str::to_owned);
+                let before = parcel.owner_key().cloned();
                 parcel.ship(mark(shipment.service_level), &order_id);
                 if let Some(shipped) = &parcel.shipped {
                     self.timers.set(shipped.at.micros + self.settings.label_scan_after, TimerKind::LabelNotScanned, key.clone());
@@ -416,7 +417,7 @@ impl StreamState {
                 }
             }
             Some(order_id) => {
-                let before = parcel.owner().map(str::to_owned);
+                let before = parcel.owner_key().cloned();
                 parcel.hint_order(&order_id);
                 self.reassign(&key, before);
                 if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner()) {
@@ -433,8 +434,8 @@ impl StreamState {
     }
 
     /// Moves a parcel to its owner after an event may have changed who that is.
-    fn reassign(&mut self, key: &str, before: Option<String>) {
-        let after = self.parcels.get(key).and_then(|p| p.owner()).map(str::to_owned);
+    fn reassign(&mut self, key: &str, before: Option<Key>) {
+        let after = self.parcels.get(key).and_then(|p| p.owner_key()).cloned();
         if before == after {
             return;
         }
@@ -546,7 +547,7 @@ impl StreamState {
         let checkout = order.checkout.as_ref()?;
         let lane = LaneKey {
             carrier: parcel.carrier.clone(),
-            service_level: parcel.service_level()?.to_owned(),
+            service_level: Key::new(parcel.service_level()?),
             origin: parcel.origin()?,
             destination: checkout.destination()?,
         };
@@ -643,27 +644,27 @@ impl StreamState {
     }
 
     /// Parcels whose scans no order claims yet, with their keys.
-    pub fn unowned_parcels(&self) -> impl Iterator<Item = (&String, &ParcelState)> {
+    pub fn unowned_parcels(&self) -> impl Iterator<Item = (&Key, &ParcelState)> {
         self.parcels.iter().filter(|(_, p)| p.owner().is_none())
     }
 }
 
 /// A new parcel under `key`: nobody owns it yet.
 fn new_parcel<'a>(
-    parcels: &'a mut HashMap<String, ParcelState>,
+    parcels: &'a mut HashMap<Key, ParcelState>,
     sweep: &mut SweepIndex,
     key: &str,
     carrier: &str,
     tracking_number: &str,
 ) -> &'a mut ParcelState {
-    sweep.unowned.insert(key.to_owned());
-    parcels.entry(key.to_owned()).or_insert_with(|| ParcelState::new(carrier, tracking_number))
+    sweep.unowned.insert(Key::new(key));
+    parcels.entry(Key::new(key)).or_insert_with(|| ParcelState::new(carrier, tracking_number))
 }
 
 /// Notes an order as changed, without allocating its id again when it already is.
-fn mark_changed(changed: &mut HashSet<String>, order_id: &str) {
+fn mark_changed(changed: &mut HashSet<Key>, order_id: &str) {
     if !changed.contains(order_id) {
-        changed.insert(order_id.to_owned());
+        changed.insert(Key::new(order_id));
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::order::Key;
 use crate::model::Stream;
 
 /// How far event time has certainly progressed.
@@ -96,7 +97,7 @@ crate::model::vocabulary! {
 pub struct Timer {
     pub due: i64,
     pub kind: TimerKind,
-    pub subject: String,
+    pub subject: Key,
 }
 
 /// The pending timers, in firing order. Setting the same timer twice keeps one.
@@ -106,13 +107,13 @@ pub struct Timers {
 }
 
 impl Timers {
-    pub fn set(&mut self, due: i64, kind: TimerKind, subject: String) {
+    pub fn set(&mut self, due: i64, kind: TimerKind, subject: Key) {
         self.pending.insert(Timer { due, kind, subject });
     }
 
     /// Takes back a timer set before, if it is still pending.
     pub fn cancel(&mut self, due: i64, kind: TimerKind, subject: &str) {
-        self.pending.remove(&Timer { due, kind, subject: subject.to_owned() });
+        self.pending.remove(&Timer { due, kind, subject: Key::new(subject) });
     }
 
     /// The next timer due at or before `watermark`, taken out of the set.
@@ -167,11 +168,11 @@ mod tests {
         let mut b = Timers::default();
         let set = [(30, TimerKind::NoScanFor, "p1"), (10, TimerKind::ShipByPassed, "o1"), (10, TimerKind::ShipByPassed, "o0")];
         for (due, kind, subject) in set {
-            a.set(due, kind, subject.to_owned());
+            a.set(due, kind, Key::new(subject));
         }
         for (due, kind, subject) in set.iter().rev() {
-            b.set(*due, *kind, subject.to_string());
-            b.set(*due, *kind, subject.to_string());
+            b.set(*due, *kind, Key::new(subject));
+            b.set(*due, *kind, Key::new(subject));
         }
         assert_eq!(a, b);
         let fired: Vec<_> = std::iter::from_fn(|| a.pop_due(20)).map(|t| t.subject).collect();
