@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     state.fire_due_timers();
-    let order_ids: Vec<String> = state.orders().map(|o| o.order_id.clone()).collect();
+    let order_ids: Vec<String> = state.orders().map(|o| o.order_id.to_string()).collect();
     let in_state = order_ids.len();
     let summary = state.summary();
     eprintln!(

@@ -104,7 +104,7 @@ fn timeline<'a>(view: &OrderView<'a>, watermark: Option<i64>, grace: i64) -> Tim
         if let Some(mark) = mark {
             // `order.paid` is the milestone `paid`.
             let name = event.as_str().trim_start_matches("order.");
-            milestones.push(Milestone { milestone: name, at: time(mark.at), detail: mark.detail.clone() });
+            milestones.push(Milestone { milestone: name, at: time(mark.at), detail: mark.detail.as_ref().map(ToString::to_string) });
         }
     }
     for parcel in view.parcels {

@@ -219,7 +219,7 @@ impl StatusFacts {
             order_id: view.order.order_id.to_string(),
             status: status.as_str(),
             carrier: parcel.map(|p| carrier_name(&p.carrier)),
-            city: scan.and_then(|s| s.city.clone()).or_else(|| delivered.and_then(|s| s.city.clone())),
+            city: scan.and_then(|s| s.city.as_deref()).or_else(|| delivered.and_then(|s| s.city.as_deref())).map(str::to_owned),
             sub_status: scan.and_then(|s| s.sub_status).map(|s| s.as_str()),
             scan: scan.map(|s| moment(s.at)),
             delivered: delivered.map(|s| moment(s.at)),

@@ -30,7 +30,7 @@ pub struct Mark {
     /// The event id's [`id_hash`].
     pub id: u64,
     /// What the event adds in words: a cancellation reason, a warehouse.
-    pub detail: Option<String>,
+    pub detail: Option<Key>,
 }
 
 impl Mark {
@@ -51,10 +51,10 @@ pub fn keep_earliest(slot: &mut Option<Mark>, mark: Mark) {
 pub struct Checkout {
     pub at: Timestamp,
     pub id: u64,
-    pub channel: Option<String>,
-    pub customer_country: Option<String>,
-    pub customer_region: Option<String>,
-    pub customer_postal_code: Option<String>,
+    pub channel: Option<Key>,
+    pub customer_country: Option<Key>,
+    pub customer_region: Option<Key>,
+    pub customer_postal_code: Option<Key>,
     pub notify: Vec<NotifyChannel>,
     pub items: Option<i32>,
     pub total: Option<Money>,
@@ -103,11 +103,11 @@ pub struct Scan {
     pub id: u64,
     pub status: ParcelStatus,
     pub sub_status: Option<SubStatus>,
-    pub raw_status: Option<String>,
-    pub description: Option<String>,
-    pub city: Option<String>,
-    pub region: Option<String>,
-    pub country: Option<String>,
+    pub raw_status: Option<Key>,
+    pub description: Option<Key>,
+    pub city: Option<Key>,
+    pub region: Option<Key>,
+    pub country: Option<Key>,
     pub estimated_delivery: Option<Window>,
 }
 
@@ -503,7 +503,7 @@ impl OrderView<'_> {
             if let Some(scan) = parcel.scan_after_final() {
                 flags.push(Flag::ScanAfterDelivery {
                     tracking_number: parcel.tracking_number.to_string(),
-                    raw_status: scan.raw_status.clone(),
+                    raw_status: scan.raw_status.as_ref().map(ToString::to_string),
                     at: scan.at.to_rfc3339(),
                 });
             }

@@ -16,7 +16,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
 use deltalake::protocol::SaveMode;
 
-use super::order::{Flag, Mark, OrderView};
+use super::order::{Flag, Key, Mark, OrderView};
 use super::state::{Changes, StreamState, TimerFiring};
 use crate::lake::{Lake, LakeError};
 use crate::model::{ParcelStatus, Window};
@@ -79,8 +79,8 @@ struct StatusRow {
     tracking_numbers: Option<String>,
     last_scan_status: Option<&'static str>,
     last_scan_at: Option<i64>,
-    last_scan_city: Option<String>,
-    last_scan_country: Option<String>,
+    last_scan_city: Option<Key>,
+    last_scan_country: Option<Key>,
     eta: Option<Window>,
     flags: Option<String>,
     last_event_at: Option<i64>,

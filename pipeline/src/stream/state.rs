@@ -309,7 +309,7 @@ impl StreamState {
             self.sweep.schedule(order_id.clone(), at.micros + self.settings.retention);
         }
         order.name_merchant(merchant_id.as_deref());
-        let mark = |detail: Option<String>| Mark { at, id, detail };
+        let mark = |detail: Option<String>| Mark { at, id, detail: detail.map(Key::from) };
         let m = &mut order.milestones;
         match detail {
             OrderDetail::Created(created) => {
@@ -320,10 +320,10 @@ impl StreamState {
                 order.set_checkout(Checkout {
                     at,
                     id,
-                    channel: created.channel,
-                    customer_country: created.customer.country,
-                    customer_region: created.customer.region,
-                    customer_postal_code: created.customer.postal_code,
+                    channel: created.channel.map(Key::from),
+                    customer_country: created.customer.country.map(Key::from),
+                    customer_region: created.customer.region.map(Key::from),
+                    customer_postal_code: created.customer.postal_code.map(Key::from),
                     notify: created.customer.notify,
                     items: created.items,
                     total: created.total,
@@ -375,11 +375,11 @@ impl StreamState {
             id,
             status,
             sub_status: scan.sub_status,
-            raw_status: scan.raw_status,
-            description: scan.description,
-            city: location.city,
-            region: location.region,
-            country: location.country,
+            raw_status: scan.raw_status.map(Key::from),
+            description: scan.description.map(Key::from),
+            city: location.city.map(Key::from),
+            region: location.region.map(Key::from),
+            country: location.country.map(Key::from),
             estimated_delivery: scan.estimated_delivery,
         }) else {
             return Applied::Duplicate;
