@@ -12,6 +12,12 @@
 //! has the KPI library's views. Sessions are read-only: anything but a query (and the
 //! `SET`/`SHOW`, transaction and cursor statements clients send on their own) is refused
 //! with SQLSTATE 42501.
+//!
+//! Limits (`[api]`, as for `/v1/sql`): a query runs for at most `query_timeout`, from its
+//! arrival to its last row (past it: SQLSTATE 57014, and the query is stopped), and the
+//! queries of one scope hold at most `query_memory_bytes` together (past it: SQLSTATE
+//! 53200). Rows stream to the client as it reads them, so the row and byte limits of
+//! `/v1/sql`, which bound what the server buffers, do not apply.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -19,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -33,7 +40,7 @@ use datafusion_postgres::pgwire::api::auth::{
 };
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{FieldInfo, Response};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, SendableRowStream};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
@@ -42,23 +49,25 @@ use datafusion_postgres::pgwire::api::{
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::startup::Authentication;
+use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, QueryHook, ServerOptions};
-use futures::{Sink, SinkExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::auth::Keys;
-use crate::kpi::{Scope, SqlEngine};
+use crate::kpi::{QueryError, QueryLimits, Scope, SqlEngine};
 
 /// Serves Postgres clients on `listen` until the task is dropped. Fails at once if the
 /// address cannot be bound.
-pub async fn serve(engine: SqlEngine, keys: Keys, listen: SocketAddr) -> anyhow::Result<()> {
-    let sessions = Arc::new(Sessions { engine, services: Mutex::new(HashMap::new()) });
+pub async fn serve(engine: SqlEngine, keys: Keys, limits: QueryLimits, listen: SocketAddr) -> anyhow::Result<()> {
+    let sessions = Arc::new(Sessions { engine, memory_limit: limits.max_memory_bytes, services: Mutex::new(HashMap::new()) });
     // The parser's two plan-only methods need no session; an empty one serves them.
     let template = DfSessionService::new(Arc::new(SessionContext::new())).query_parser();
     let handlers = Handlers {
         startup: Arc::new(KeyLogin { keys, ids: RandomPidSecretKeyGenerator::default() }),
-        queries: Arc::new(Dispatch { parser: Arc::new(ScopedParser { sessions: sessions.clone(), template }), sessions }),
+        queries: Arc::new(Dispatch { parser: Arc::new(ScopedParser { sessions: sessions.clone(), template }), sessions, limits }),
     };
     let options = ServerOptions::new().with_host(listen.ip().to_string()).with_port(listen.port());
     datafusion_postgres::serve_with_handlers(Arc::new(handlers), &options).await?;
@@ -150,6 +159,8 @@ impl StartupHandler for KeyLogin {
 /// login does not hold up everyone else's queries.
 struct Sessions {
     engine: SqlEngine,
+    /// The bytes one scope's queries may hold together.
+    memory_limit: usize,
     services: Mutex<HashMap<Scope, Arc<DfSessionService>>>,
 }
 
@@ -163,7 +174,7 @@ impl Sessions {
         if let Some(service) = self.services.lock().await.get(&scope) {
             return Ok(service.clone());
         }
-        let ctx = self.engine.scoped(scope.clone()).live_session().await.map_err(|e| user_error("58000", e.to_string()))?;
+        let ctx = self.engine.scoped(scope.clone()).live_session(self.memory_limit).await.map_err(|e| user_error("58000", e.to_string()))?;
         setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error("58000", e.to_string()))?;
         let hooks: Vec<Arc<dyn QueryHook>> =
             vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
@@ -177,10 +188,61 @@ fn user_error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
 }
 
-/// The query handlers: each query goes to the session of its connection's scope.
+/// The query handlers: each query goes to the session of its connection's scope, within
+/// the limits.
 struct Dispatch {
     sessions: Arc<Sessions>,
     parser: Arc<ScopedParser>,
+    limits: QueryLimits,
+}
+
+impl Dispatch {
+    /// Plans and starts a query before `deadline`.
+    async fn start<R>(&self, deadline: Instant, query: impl Future<Output = PgWireResult<R>>) -> PgWireResult<R> {
+        match tokio::time::timeout_at(deadline, query).await {
+            Ok(result) => result.map_err(|e| over_budget(e, &self.limits)),
+            Err(_) => Err(over_time(&self.limits)),
+        }
+    }
+
+    /// The response with its rows ended at `deadline` (by an error).
+    fn bounded(&self, response: Response, deadline: Instant) -> Response {
+        let Response::Query(mut query) = response else { return response };
+        let rows = std::mem::replace(&mut query.data_rows, Box::pin(futures::stream::empty()));
+        query.data_rows = Box::pin(rows_until(rows, deadline, self.limits));
+        Response::Query(query)
+    }
+}
+
+/// A query's rows as they come, until `deadline`: then one error, and the query (the
+/// stream) is dropped, which stops its execution.
+fn rows_until(rows: SendableRowStream, deadline: Instant, limits: QueryLimits) -> impl Stream<Item = PgWireResult<DataRow>> + Send {
+    let expiry = Box::pin(tokio::time::sleep_until(deadline));
+    futures::stream::unfold(Some((rows, expiry)), move |running| async move {
+        let (mut rows, mut expiry) = running?;
+        tokio::select! {
+            row = rows.next() => match row? {
+                Ok(row) => Some((Ok(row), Some((rows, expiry)))),
+                Err(error) => Some((Err(over_budget(error, &limits)), None)),
+            },
+            () = &mut expiry => Some((Err(over_time(&limits)), None)),
+        }
+    })
+}
+
+/// SQLSTATE 57014 (query canceled), worded as `/v1/sql` words it.
+fn over_time(limits: &QueryLimits) -> PgWireError {
+    user_error("57014", QueryError::Timeout(limits.timeout).to_string())
+}
+
+/// A query that ran out of memory as SQLSTATE 53200 naming the budget; other errors as
+/// they are.
+fn over_budget(error: PgWireError, limits: &QueryLimits) -> PgWireError {
+    let PgWireError::ApiError(inner) = &error else { return error };
+    let Some(DataFusionError::ResourcesExhausted(detail)) = inner.downcast_ref::<DataFusionError>().map(DataFusionError::find_root) else {
+        return error;
+    };
+    user_error("53200", QueryError::OverMemory { limit: limits.max_memory_bytes, detail: detail.clone() }.to_string())
 }
 
 type DfStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
@@ -194,8 +256,10 @@ impl SimpleQueryHandler for Dispatch {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let deadline = Instant::now() + self.limits.timeout;
         let service = self.sessions.for_client(client).await?;
-        SimpleQueryHandler::do_query(service.as_ref(), client, query).await
+        let responses = self.start(deadline, SimpleQueryHandler::do_query(service.as_ref(), client, query)).await?;
+        Ok(responses.into_iter().map(|response| self.bounded(response, deadline)).collect())
     }
 }
 
@@ -215,8 +279,10 @@ impl ExtendedQueryHandler for Dispatch {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let deadline = Instant::now() + self.limits.timeout;
         let service = self.sessions.for_client(client).await?;
-        ExtendedQueryHandler::do_query(service.as_ref(), client, portal, max_rows).await
+        let response = self.start(deadline, ExtendedQueryHandler::do_query(service.as_ref(), client, portal, max_rows)).await?;
+        Ok(self.bounded(response, deadline))
     }
 }
 

@@ -106,8 +106,8 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
         "off" => None,
         listen => {
             let address: std::net::SocketAddr = listen.parse().context("api.pg_listen")?;
-            let (engine, keys) = (engine.clone(), keys.clone());
-            Some((address, tokio::spawn(async move { crate::api::pgwire::serve(engine, keys, address).await })))
+            let (engine, keys, limits) = (engine.clone(), keys.clone(), QueryLimits::from_config(&config.api));
+            Some((address, tokio::spawn(async move { crate::api::pgwire::serve(engine, keys, limits, address).await })))
         }
     };
     if config.kpi.rollup_interval.is_zero() {

@@ -59,7 +59,7 @@ impl QueryError {
         !matches!(self, QueryError::Lake(_) | QueryError::Execution(_))
     }
 
-    fn from_datafusion(error: DataFusionError) -> Self {
+    pub(crate) fn from_datafusion(error: DataFusionError) -> Self {
         let root = error.find_root();
         let message = root.to_string();
         // SQLOptions refusals (read-only sessions) arrive as plan errors with these words.
@@ -160,9 +160,10 @@ impl SqlEngine {
 
     /// A session for a long life (the Postgres wire protocol): each scan reads its
     /// table's latest snapshot, so the session sees every commit made after it was built.
-    /// Tables created later are not in it.
-    pub async fn live_session(&self) -> Result<SessionContext, LakeError> {
-        self.build_session(true, None).await
+    /// Tables created later are not in it. Its queries hold at most `memory_limit` bytes
+    /// together.
+    pub async fn live_session(&self, memory_limit: usize) -> Result<SessionContext, LakeError> {
+        self.build_session(true, Some(memory_limit)).await
     }
 
     /// `memory_limit`: the bytes the session's queries may hold together (none: unbounded).

@@ -124,10 +124,11 @@ async fn acknowledged_events_survive_kill_nine_and_retries_double_nothing() {
         }
         server.kill();
         for send in sends {
-            if let (i, Ok(response)) = send.await.unwrap() {
-                if response.status().is_success() && response.bytes().await.is_ok() {
-                    acknowledged.insert(i);
-                }
+            if let (i, Ok(response)) = send.await.unwrap()
+                && response.status().is_success()
+                && response.bytes().await.is_ok()
+            {
+                acknowledged.insert(i);
             }
         }
     }

@@ -66,7 +66,7 @@ async fn run_serves_a_growing_lake_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queries_past_their_limits_are_cancelled_with_a_4xx_and_the_server_stays_up() {
+async fn queries_past_their_limits_are_cancelled_over_http_and_postgres_and_the_server_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let (lake, _, _) = crate::common::simulated_lake(dir.path(), &["--days", "2", "--orders-per-day", "1000", "--seed", "8"]);
     let limits = [
@@ -88,6 +88,15 @@ async fn queries_past_their_limits_are_cancelled_with_a_4xx_and_the_server_stays
         assert_eq!((status, body["error"]["code"].as_str()), (422, Some(code)), "{query}: {body}");
         assert!(body["error"]["message"].as_str().is_some_and(|m| m.len() > 20), "{query}: {body}");
     }
+    // Postgres clients get the time and memory limits too, with their SQLSTATEs.
+    let psql = |query: &str| crate::common::psql(server.pg_port, "orderpulse", "", &["-v", "VERBOSITY=verbose", "-c", query]);
+    for (query, sqlstate, words) in [(cases[2].0, "53200", "memory budget of 1048576 bytes"), (cases[3].0, "57014", "longer than 1s")] {
+        let (ok, _, err) = psql(query);
+        assert!(!ok && err.contains(sqlstate) && err.contains(words), "{query}: {err}");
+    }
+    let (ok, out, err) = psql("SELECT count(*) FROM order_events");
+    assert!(ok, "{err}");
+    assert!(out.trim().parse::<i64>().unwrap() > 1000, "{out}");
     let (status, body) = sql(&client, &server.base, "SELECT count(*) AS n FROM order_events").await;
     assert_eq!(status, 200, "{body}");
     assert!(body["rows"][0]["n"].as_i64().unwrap() > 1000);
