@@ -6,6 +6,7 @@
 //! [`api`] serves it over HTTP. `ARCHITECTURE.md` follows one event through all of it.
 
 pub mod api;
+pub mod background;
 pub mod carriers;
 pub mod cli;
 pub mod config;

@@ -110,23 +110,33 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
             Some((address, tokio::spawn(async move { crate::api::pgwire::serve(engine, keys, limits, address).await })))
         }
     };
-    if config.kpi.rollup_interval.is_zero() {
-        tracing::info!("KPI rollups are not scheduled (kpi.rollup_interval = 0s)");
-    } else {
-        let limits = QueryLimits::for_rollups(&config);
-        tokio::spawn(roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), limits));
-    }
     // The stream processor follows the lake beside the API, which reads its state for
-    // order look-ups.
+    // order look-ups. It and the KPI rollups run on a runtime of their own at a lower CPU
+    // priority (`background`): their checkpoints, merges and queries must not hold up
+    // acknowledgements and answers.
     let processor = crate::stream::processor::Processor::open(&lake, config.stream.processor_options()).await?;
     let texts = crate::notify::status_text::StatusTexts::load(config.notify.status_templates_dir.as_deref())
         .context("notify.status_templates_dir")?;
     let lookup = crate::api::orders::OrderLookup { state: processor.shared_state(), texts: std::sync::Arc::new(texts) };
-    tokio::spawn(async move {
-        if let Err(error) = processor.run(std::future::pending()).await {
-            tracing::error!(%error, "the stream processor stopped; order look-ups show the state it reached");
+    let rollups = (!config.kpi.rollup_interval.is_zero())
+        .then(|| roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), QueryLimits::for_rollups(&config)));
+    if rollups.is_none() {
+        tracing::info!("KPI rollups are not scheduled (kpi.rollup_interval = 0s)");
+    }
+    crate::background::spawn_runtime("orderpulse-stream", crate::background::Priority::Deferred, async move {
+        let processor = async move {
+            if let Err(error) = processor.run(std::future::pending()).await {
+                tracing::error!(%error, "the stream processor stopped; order look-ups show the state it reached");
+            }
+        };
+        match rollups {
+            Some(rollups) => {
+                tokio::join!(processor, rollups);
+            }
+            None => processor.await,
         }
-    });
+    })
+    .context("cannot start the stream processor's threads")?;
     let state = AppState::new(
         engine,
         QueryLimits::from_config(&config.api),
