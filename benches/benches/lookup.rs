@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     for event in Simulator::new(scenario).map_err(anyhow::Error::msg)?.events() {
         state.apply(event);
         events += 1;
-        if events % 100_000 == 0 {
+        if events.is_multiple_of(100_000) {
             state.fire_due_timers();
         }
     }

@@ -11,7 +11,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Everything orderpulse can be told, with production-sane defaults.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub lake: LakeConfig,
@@ -25,24 +25,6 @@ pub struct Config {
     pub carriers: CarriersConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            lake: LakeConfig::default(),
-            ingest: IngestConfig::default(),
-            api: ApiConfig::default(),
-            simulator: SimulatorConfig::default(),
-            kafka: Default::default(),
-            kpi: KpiConfig::default(),
-            stream: StreamConfig::default(),
-            notify: NotifyConfig::default(),
-            carriers: CarriersConfig::default(),
-            auth: AuthConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -374,10 +356,10 @@ impl Config {
         if self.lake.url.trim().is_empty() {
             return bad("lake.url", "is empty");
         }
-        if let Some(endpoint) = &self.lake.s3.endpoint {
-            if !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
-                return bad("lake.s3.endpoint", &format!("{endpoint:?} is not an http(s) URL"));
-            }
+        if let Some(endpoint) = &self.lake.s3.endpoint
+            && !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return bad("lake.s3.endpoint", &format!("{endpoint:?} is not an http(s) URL"));
         }
         if self.ingest.batch_max_events == 0 {
             return bad("ingest.batch_max_events", "must be at least 1");
@@ -434,15 +416,15 @@ impl Config {
         if self.kpi.rollup_days == 0 {
             return bad("kpi.rollup_days", "must be at least 1");
         }
-        if let Some(dir) = &self.notify.status_templates_dir {
-            if !dir.is_dir() {
-                return bad("notify.status_templates_dir", &format!("{} is not a folder", dir.display()));
-            }
+        if let Some(dir) = &self.notify.status_templates_dir
+            && !dir.is_dir()
+        {
+            return bad("notify.status_templates_dir", &format!("{} is not a folder", dir.display()));
         }
-        if let Some(dir) = &self.kpi.queries_dir {
-            if !dir.is_dir() {
-                return bad("kpi.queries_dir", &format!("{} is not a folder", dir.display()));
-            }
+        if let Some(dir) = &self.kpi.queries_dir
+            && !dir.is_dir()
+        {
+            return bad("kpi.queries_dir", &format!("{} is not a folder", dir.display()));
         }
         for (carrier, mapping) in &self.carriers.generic {
             if let Err(problem) = mapping.check() {

@@ -126,7 +126,7 @@ pub fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
                 std::thread::sleep(wait);
             }
         }
-        if written % 50_000 == 0 {
+        if written.is_multiple_of(50_000) {
             progress.set_position(u64::from(simulator.days_done()));
             progress.set_message(format!("{} lines", super::grouped(written)));
         }
@@ -186,10 +186,10 @@ fn produce(simulator: &mut Simulator, kafka: &crate::source::kafka::KafkaConfig,
             }
         }
         sent += 1;
-        if let Some(rate) = rate {
-            if let Some(wait) = (started + Duration::from_secs_f64(sent as f64 / rate)).checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
+        if let Some(rate) = rate
+            && let Some(wait) = (started + Duration::from_secs_f64(sent as f64 / rate)).checked_duration_since(Instant::now())
+        {
+            std::thread::sleep(wait);
         }
     }
     producer.flush(Duration::from_secs(60)).context("delivering the last messages to Kafka")?;

@@ -109,23 +109,21 @@ pub async fn consume(
         match message {
             Some(Ok(message)) => {
                 let key = (message.topic().to_owned(), message.partition());
-                if let Some(owner) = owned.get(&key) {
-                    if message.offset() >= owner.start {
-                        let chunk = buffers.entry(owner.part.clone()).or_default();
-                        chunk.push(message.payload().unwrap_or_default(), message.offset());
-                        buffered += 1;
-                        buffer_started.get_or_insert_with(Instant::now);
-                    }
+                if let Some(owner) = owned.get(&key)
+                    && message.offset() >= owner.start
+                {
+                    let chunk = buffers.entry(owner.part.clone()).or_default();
+                    chunk.push(message.payload().unwrap_or_default(), message.offset());
+                    buffered += 1;
+                    buffer_started.get_or_insert_with(Instant::now);
                 }
             }
-            Some(Err(error)) => {
-                // librdkafka reconnects by itself; say so, at most every 10 s.
-                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!(%error, "kafka: retrying");
-                    last_error_log = Some(Instant::now());
-                }
+            // librdkafka reconnects by itself; say so, at most every 10 s.
+            Some(Err(error)) if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) => {
+                tracing::warn!(%error, "kafka: retrying");
+                last_error_log = Some(Instant::now());
             }
-            None => {}
+            Some(Err(_)) | None => {}
         }
 
         let buffer_is_due = buffer_started.is_some_and(|started| started.elapsed() >= buffer_age);
@@ -160,9 +158,9 @@ fn commit_offsets(consumer: &StreamConsumer<ConsumerHooks>, owned: &HashMap<(Str
             let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(position + 1));
         }
     }
-    if offsets.count() > 0 {
-        if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
-            tracing::debug!(error = %e, "committing offsets to Kafka (informational) failed");
-        }
+    if offsets.count() > 0
+        && let Err(e) = consumer.commit(&offsets, CommitMode::Async)
+    {
+        tracing::debug!(error = %e, "committing offsets to Kafka (informational) failed");
     }
 }

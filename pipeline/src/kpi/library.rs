@@ -93,10 +93,10 @@ impl Kpi {
         if params.from >= params.to {
             return Err(KpiError::BadParameter { parameter: "from", problem: format!("{} is not before to ({})", params.from, params.to) });
         }
-        if let Some(merchant) = &params.merchant {
-            if merchant.is_empty() || merchant.len() > 128 {
-                return Err(KpiError::BadParameter { parameter: "merchant", problem: "a merchant id has 1 to 128 bytes".into() });
-            }
+        if let Some(merchant) = &params.merchant
+            && (merchant.is_empty() || merchant.len() > 128)
+        {
+            return Err(KpiError::BadParameter { parameter: "merchant", problem: "a merchant id has 1 to 128 bytes".into() });
         }
         Ok(ParamValues::from(vec![
             ("merchant", ScalarValue::Utf8(params.merchant.clone())),

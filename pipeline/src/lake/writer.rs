@@ -60,6 +60,7 @@ impl TablePositions {
 ///
 /// Owned by the ingest loop; bounded by the batch size (`ingest.batch_max_events`), after
 /// which the loop commits before accepting more lines.
+#[derive(Default)]
 pub struct PendingBatch {
     orders: OrderRows,
     carrier: CarrierRows,
@@ -69,19 +70,6 @@ pub struct PendingBatch {
     pub lines: usize,
     /// When the first line of this batch arrived, for the age-based flush.
     pub started: Option<Instant>,
-}
-
-impl Default for PendingBatch {
-    fn default() -> Self {
-        PendingBatch {
-            orders: OrderRows::default(),
-            carrier: CarrierRows::default(),
-            tickets: TicketRows::default(),
-            quarantine: QuarantineRows::default(),
-            lines: 0,
-            started: None,
-        }
-    }
 }
 
 impl PendingBatch {

@@ -561,7 +561,7 @@ mod tests {
             (r#"{"event_id":"e1""#.into(), R::NotJson, None),
             (r#"{"a":1} trailing"#.into(), R::NotJson, None),
             ("[1,2,3]".into(), R::NotAnObject, None),
-            (format!(r#"{{"type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","merchant_id":"m1","order_id":"o1"}}"#), R::MissingField, Some("event_id")),
+            (r#"{"type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","merchant_id":"m1","order_id":"o1"}"#.to_owned(), R::MissingField, Some("event_id")),
             (format!(r#"{{{base},"type":"order.paid"}}"#), R::MissingField, Some("order_id")),
             (format!(r#"{{{base},"type":"order.paid","order_id":null}}"#), R::MissingField, Some("order_id")),
             (format!(r#"{{{base},"type":"order.teleported","order_id":"o1"}}"#), R::UnknownType, Some("type")),
@@ -582,7 +582,7 @@ mod tests {
             (format!(r#"{{{base},"type":"order.created","order_id":"o1","items":-2}}"#), R::OutOfRange, Some("items")),
             (r#"{"event_id":"e1","type":"carrier.scan","occurred_at":"2026-11-20T10:00:00Z","carrier":"ups","tracking_number":"1Z","status":"in_transit","location":{"lat":91.0}}"#.into(), R::OutOfRange, Some("location.lat")),
             (format!(r#"{{{base},"type":"order.created","order_id":"o1","promised_delivery":{{"from":"2026-11-25T00:00:00Z","to":"2026-11-23T00:00:00Z"}}}}"#), R::InvertedWindow, Some("promised_delivery")),
-            (format!(r#"{{"event_id":"e1","type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","order_id":"o1"}}"#), R::MissingField, Some("merchant_id")),
+            (r#"{"event_id":"e1","type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","order_id":"o1"}"#.to_owned(), R::MissingField, Some("merchant_id")),
         ];
         let mut covered = std::collections::BTreeSet::new();
         for (line, reason, field) in &cases {

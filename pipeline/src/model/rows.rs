@@ -27,6 +27,9 @@ struct Columns<'a> {
     batch: &'a RecordBatch,
 }
 
+/// A row's frame: event id, occurred at, merchant id, extra (JSON text).
+type Frame = (String, Timestamp, Option<String>, Option<String>);
+
 impl<'a> Columns<'a> {
     fn error(&self, column: &'static str, row: usize, problem: impl Into<String>) -> RowError {
         RowError { table: self.table, column, row, problem: problem.into() }
@@ -61,7 +64,7 @@ impl<'a> Columns<'a> {
     }
 
     /// The frame every event table shares: id, time with its offset, merchant, extra.
-    fn frame(&self) -> Result<impl Fn(usize) -> Result<(String, Timestamp, Option<String>, Option<String>), RowError> + '_, RowError> {
+    fn frame(&self) -> Result<impl Fn(usize) -> Result<Frame, RowError> + '_, RowError> {
         let event_id = self.strings("event_id")?;
         let occurred_at = self.times("occurred_at")?;
         let offsets = self.column("occurred_at_offset_minutes", &DataType::Int16)?.as_primitive::<Int16Type>();

@@ -302,6 +302,10 @@ impl OrderRows {
         self.frame.event_id.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let amounts = self.total_amount.finish().with_precision_and_scale(MONEY_PRECISION, Money::SCALE as i8)?;
@@ -378,6 +382,10 @@ impl CarrierRows {
         self.frame.event_id.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let middle: Vec<ArrayRef> = vec![
@@ -447,6 +455,10 @@ impl TicketRows {
         self.frame.event_id.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let middle: Vec<ArrayRef> = vec![
@@ -493,6 +505,10 @@ impl QuarantineRows {
     /// Rows appended so far.
     pub fn len(&self) -> usize {
         self.source.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
 

@@ -58,8 +58,15 @@ pub enum CheckpointError {
     /// Another processor wrote this checkpoint first: this one must stop.
     #[error("stream checkpoint {seq} was written by another processor; this one stops (only one may own the state)")]
     Fenced { seq: u64 },
+    /// Boxed: a lake error is large, and this error travels through every checkpoint call.
     #[error(transparent)]
-    Lake(#[from] LakeError),
+    Lake(Box<LakeError>),
+}
+
+impl From<LakeError> for CheckpointError {
+    fn from(error: LakeError) -> Self {
+        CheckpointError::Lake(Box::new(error))
+    }
 }
 
 /// Where checkpoints live.

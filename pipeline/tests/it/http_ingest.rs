@@ -115,12 +115,11 @@ async fn acknowledged_events_survive_kill_nine_and_retries_double_nothing() {
             .collect();
         // Wait for the first answer, then kill with the others still in flight.
         let mut sends = sends.into_iter();
-        if let Some(first) = sends.next() {
-            if let (i, Ok(response)) = first.await.unwrap() {
-                if response.status().is_success() {
-                    acknowledged.insert(i);
-                }
-            }
+        if let Some(first) = sends.next()
+            && let (i, Ok(response)) = first.await.unwrap()
+            && response.status().is_success()
+        {
+            acknowledged.insert(i);
         }
         server.kill();
         for send in sends {

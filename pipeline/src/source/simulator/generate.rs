@@ -138,11 +138,11 @@ impl<'a> Builder<'a> {
         // After delivery.
         let all_delivered = parcels.iter().map(|p| p.delivered).collect::<Option<Vec<_>>>();
         let delivered = all_delivered.as_ref().and_then(|d| d.iter().copied().max());
-        if let Some(delivered) = delivered {
-            if self.chance(behaviour.completion_rate) {
-                let at = delivered + self.hours_between(2.0, 72.0);
-                self.order_event(at, destination, "order.completed", json!({}));
-            }
+        if let Some(delivered) = delivered
+            && self.chance(behaviour.completion_rate)
+        {
+            let at = delivered + self.hours_between(2.0, 72.0);
+            self.order_event(at, destination, "order.completed", json!({}));
         }
         let returned = match delivered {
             Some(delivered) if self.chance(behaviour.return_rate) => {
@@ -232,11 +232,14 @@ impl<'a> Builder<'a> {
         let transit_hours = self.lognormal(median, service.sigma) * peak;
         let mut slowdown = 1.0;
         for (i, incident) in scenario.incidents.iter().enumerate() {
-            if let Incident::CarrierSlowdown { carrier: c, region: r, from, to, factor } = incident {
-                if *c == carrier.code && r == destination.code && pickup >= micros(from) && pickup < micros(to) {
-                    slowdown *= factor;
-                    self.out.incidents.push(i);
-                }
+            if let Incident::CarrierSlowdown { carrier: c, region: r, from, to, factor } = incident
+                && *c == carrier.code
+                && r == destination.code
+                && pickup >= micros(from)
+                && pickup < micros(to)
+            {
+                slowdown *= factor;
+                self.out.incidents.push(i);
             }
         }
         let planned_transit = (transit_hours * HOUR as f64) as i64;
@@ -326,11 +329,13 @@ impl<'a> Builder<'a> {
         let mut probability = behaviour.ticket_rate + if late { behaviour.ticket_rate_when_late } else { 0.0 };
         let opened = if late { promised_to + self.hours_between(2.0, 30.0) } else { created + self.hours_between(1.0, 144.0) };
         for (i, incident) in scenario.incidents.iter().enumerate() {
-            if let Incident::TicketSurge { merchant, from, to, factor } = incident {
-                if *merchant == self.spec.merchant.id && opened >= micros(from) && opened < micros(to) {
-                    probability *= factor;
-                    self.out.incidents.push(i);
-                }
+            if let Incident::TicketSurge { merchant, from, to, factor } = incident
+                && *merchant == self.spec.merchant.id
+                && opened >= micros(from)
+                && opened < micros(to)
+            {
+                probability *= factor;
+                self.out.incidents.push(i);
             }
         }
         if !self.chance(probability.min(1.0)) {

@@ -255,7 +255,7 @@ impl Scenario {
         let probability = |name: &str, value: f64| {
             if (0.0..=1.0).contains(&value) { Ok(()) } else { Err(format!("{name} = {value} is not between 0 and 1")) }
         };
-        if self.days == 0 || !(self.orders_per_day > 0.0) {
+        if self.days == 0 || self.orders_per_day.is_nan() || self.orders_per_day <= 0.0 {
             return Err("days and orders_per_day must be positive".into());
         }
         if self.merchants.is_empty() {
