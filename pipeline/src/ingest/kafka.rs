@@ -54,16 +54,26 @@ pub async fn consume(
     let mut buffers: BTreeMap<String, RawChunk> = BTreeMap::new();
     let mut buffered = 0usize;
     // Messages wait in `buffers` at most this long before they are decoded into the batch.
+    // One timer, armed while anything waits (buffered, decoding or in the batch) and
+    // ticking every `buffer_age` until nothing does, rather than a deadline per message:
+    // at 100k messages a second, reading the clock per message was 4 % of the loop.
     let buffer_age = options.batch_max_age.min(Duration::from_millis(200));
-    let mut buffer_started: Option<Instant> = None;
+    let tick = tokio::time::sleep(buffer_age);
+    let mut tick_armed = false;
+    // The chunks being decoded on a blocking thread while the loop receives the next ones;
+    // taken into the batch, in order, before the next decode starts or the batch commits.
+    let mut decoding: Option<tokio::task::JoinHandle<Vec<(String, DecodedChunk)>>> = None;
     let mut last_error_log: Option<Instant> = None;
-    tokio::pin!(shutdown);
+    tokio::pin!(shutdown, tick);
 
     loop {
-        let deadline = Instant::now() + buffer_age;
+        let mut ticked = false;
         let mut message = tokio::select! {
             message = consumer.recv() => Some(message),
-            () = tokio::time::sleep_until(deadline) => None,
+            () = &mut tick, if tick_armed => {
+                ticked = true;
+                None
+            }
             () = &mut shutdown => break,
         };
 
@@ -76,7 +86,9 @@ pub async fn consume(
             message = None;
             buffers.clear();
             buffered = 0;
-            buffer_started = None;
+            tick_armed = false;
+            // Its lines are re-read after the seek, like the buffers'.
+            drop(decoding.take());
             ingestor = Ingestor::open(lake, &[], options.clone()).await?;
             owned.clear();
             if let Some(assigned) = news.assigned {
@@ -115,7 +127,10 @@ pub async fn consume(
                     let chunk = buffers.entry(owner.part.clone()).or_default();
                     chunk.push(message.payload().unwrap_or_default(), message.offset());
                     buffered += 1;
-                    buffer_started.get_or_insert_with(Instant::now);
+                    if !tick_armed {
+                        tick_armed = true;
+                        tick.as_mut().reset(Instant::now() + buffer_age);
+                    }
                 }
             }
             // librdkafka reconnects by itself; say so, at most every 10 s.
@@ -126,25 +141,39 @@ pub async fn consume(
             Some(Err(_)) | None => {}
         }
 
-        let buffer_is_due = buffer_started.is_some_and(|started| started.elapsed() >= buffer_age);
-        if buffered >= CHUNK_LINES || buffer_is_due || (buffered > 0 && ingestor.batch_is_due()) {
-            let limits = options.limits;
-            let chunks = std::mem::take(&mut buffers);
-            buffered = 0;
-            buffer_started = None;
-            let decoded = tokio::task::spawn_blocking(move || {
-                chunks.into_iter().map(|(part, raw)| (part, DecodedChunk::decode(raw, &limits))).collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| IngestError::Source(std::io::Error::other(format!("decoding: {e}"))))?;
-            for (part, chunk) in &decoded {
-                drop(ingestor.take(part, chunk));
+        if ticked || (buffered > 0 && ingestor.batch_is_due()) || buffered >= CHUNK_LINES {
+            take_decoded(&mut ingestor, decoding.take()).await?;
+            if buffered > 0 {
+                let limits = options.limits;
+                let chunks = std::mem::take(&mut buffers);
+                buffered = 0;
+                decoding = Some(tokio::task::spawn_blocking(move || {
+                    chunks.into_iter().map(|(part, raw)| (part, DecodedChunk::decode(raw, &limits))).collect()
+                }));
             }
         }
         if ingestor.batch_is_due() {
+            take_decoded(&mut ingestor, decoding.take()).await?;
             ingestor.commit().await?;
             commit_offsets(&consumer, &owned, &ingestor);
         }
+        if ticked {
+            tick_armed = buffered > 0 || decoding.is_some() || ingestor.has_pending_lines();
+            tick.as_mut().reset(Instant::now() + buffer_age);
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the chunks being decoded (if any) and takes them into the batch.
+async fn take_decoded(
+    ingestor: &mut Ingestor,
+    decoding: Option<tokio::task::JoinHandle<Vec<(String, DecodedChunk)>>>,
+) -> Result<(), IngestError> {
+    let Some(decoding) = decoding else { return Ok(()) };
+    let decoded = decoding.await.map_err(|e| IngestError::Source(std::io::Error::other(format!("decoding: {e}"))))?;
+    for (part, chunk) in &decoded {
+        drop(ingestor.take(part, chunk));
     }
     Ok(())
 }

@@ -243,6 +243,11 @@ impl Ingestor {
         outcomes
     }
 
+    /// Whether lines wait in the pending batch for a commit.
+    pub fn has_pending_lines(&self) -> bool {
+        self.batch.lines > 0
+    }
+
     /// Whether the pending batch is full or old enough to commit.
     pub fn batch_is_due(&self) -> bool {
         self.batch.lines >= self.options.batch_max_events
