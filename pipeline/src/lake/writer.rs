@@ -273,8 +273,8 @@ impl LakeWriter {
 }
 
 /// Writes one table's rows (maybe none) as Parquet files and commits them with the
-/// parts' `txn`s as the version after `known`, or the first free one after it: the
-/// version it returns.
+/// parts' `txn`s as the version after `known`, or, if other writers took it, after the
+/// latest: the version it returns.
 ///
 /// deltalake's own commit refreshes the table's snapshot afterwards, file list included:
 /// work that grows with the table's files and that no writer here reads (measured: a
@@ -311,12 +311,16 @@ async fn commit_table(delta: &DeltaTable, known: u64, rows: RecordBatch, txns: V
         match log_store.write_commit_entry(version, entry.clone(), operation_id).await {
             Ok(()) => return Ok(version),
             Err(TransactionError::VersionAlreadyExists(_)) => {
-                let winner = log_store.read_commit_entry(version).await?.unwrap_or_default();
-                if let Some(conflict) = conflict_with_append(&winner, &parts) {
-                    let _ = log_store.abort_commit_entry(version, entry, operation_id).await;
-                    return Err(DeltaTableError::Generic(format!("version {version} was committed by another writer: {conflict}")));
+                // Check every commit written since, then try after the latest.
+                let latest = log_store.get_latest_version(version).await?;
+                for taken in version..=latest {
+                    let winner = log_store.read_commit_entry(taken).await?.unwrap_or_default();
+                    if let Some(conflict) = conflict_with_append(&winner, &parts) {
+                        let _ = log_store.abort_commit_entry(version, entry, operation_id).await;
+                        return Err(DeltaTableError::Generic(format!("version {taken} was committed by another writer: {conflict}")));
+                    }
                 }
-                version += 1;
+                version = latest + 1;
             }
             Err(error) => {
                 let _ = log_store.abort_commit_entry(version, entry, operation_id).await;

@@ -77,11 +77,13 @@ async fn writers_of_different_parts_interleave_and_a_second_writer_of_a_part_is_
     // A writer of part `a` that opened before any commit: it will find its version taken.
     let mut stale_a = LakeWriter::open(&lake).await.unwrap();
 
-    // Each commit of one writer takes a version the other believes is next.
+    // Each commit of one writer takes a version the other believes is next; `a` commits
+    // twice for each of `b`'s, so `b` has two versions to look past.
     let chunks: Vec<_> = events.chunks(events.len() / 6 + 1).collect();
+    let by_b = |i: usize| i % 3 == 2;
     let mut written = 0;
     for (i, chunk) in chunks.iter().enumerate() {
-        let (writer, part) = if i % 2 == 0 { (&mut a, "a") } else { (&mut b, "b") };
+        let (writer, part) = if by_b(i) { (&mut b, "b") } else { (&mut a, "a") };
         let last = (written + chunk.len()) as i64;
         writer.commit(batch_of(chunk, part, written as i64 + 1), &BTreeMap::from([(part.to_owned(), last)])).await.unwrap();
         written += chunk.len();
@@ -97,16 +99,16 @@ async fn writers_of_different_parts_interleave_and_a_second_writer_of_a_part_is_
     // Positions as recorded in the log: each part where its writer left it.
     let mut reader = LakeWriter::open(&lake).await.unwrap();
     reader.track(&["a".to_owned(), "b".to_owned()]).await.unwrap();
-    let last_of = |part_index: usize| {
+    let last_of = |of_b: bool| {
         let mut end = 0;
         let mut last = None;
         for (i, chunk) in chunks.iter().enumerate() {
             end += chunk.len() as i64;
-            if i % 2 == part_index {
+            if by_b(i) == of_b {
                 last = Some(end);
             }
         }
         last
     };
-    assert_eq!((reader.positions().resume_after("a"), reader.positions().resume_after("b")), (last_of(0), last_of(1)));
+    assert_eq!((reader.positions().resume_after("a"), reader.positions().resume_after("b")), (last_of(false), last_of(true)));
 }
