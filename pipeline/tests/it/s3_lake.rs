@@ -1,5 +1,6 @@
 //! The lake on S3: the same exactly-once guarantee against a real S3 API server
-//! (`moto_server`, started here on loopback), read back by Python's `deltalake`.
+//! (`moto_server`, started here on loopback), read back by Python's `deltalake`; and the
+//! stream processor checkpointing there and resuming from it.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -171,4 +172,41 @@ async fn refused_credentials_are_named_with_the_bucket_in_one_error_line() {
     assert!(stderr.contains(s3.bucket), "the bucket is not named: {stderr}");
     assert!(stderr.contains("InvalidAccessKeyId"), "the reason is not given: {stderr}");
     assert_eq!(stderr.lines().filter(|l| l.starts_with("error")).count(), 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_processor_checkpoints_to_s3_and_resumes_there_as_on_local_disk() {
+    use crate::common::{local_lake, query, simulated_lake};
+
+    let s3 = MotoS3::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The same events in a local lake and on S3, committed in the same batches.
+    let (local, events, _) = simulated_lake(dir.path(), &["--days", "2", "--orders-per-day", "400", "--seed", "37"]);
+    let env = s3.env();
+    let on_s3 = |args: &[&str]| {
+        let mut command = orderpulse();
+        command.args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+    };
+    run_ok(on_s3(&["ingest", "--quiet"]).arg(&events));
+    let summary = |output: std::process::Output| serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap();
+
+    let from_disk = summary(run_ok(orderpulse().args(["process", "--once", "--lake"]).arg(&local)));
+    let from_s3 = summary(run_ok(&mut on_s3(&["process", "--once"])));
+    assert!(from_s3["orders"].as_u64().unwrap() > 500, "{from_s3}");
+    assert_eq!(from_s3, from_disk, "the state built from S3 differs from the one built from disk");
+    let outputs = "SELECT (SELECT count(*) FROM order_status) AS statuses, (SELECT count(DISTINCT order_id) FROM order_status) AS orders, \
+                   (SELECT count(*) FROM timer_firings) AS firings";
+    let written = query(&s3.lake(), outputs).await;
+    assert_eq!(written, query(&local_lake(&local), outputs).await);
+    let by_status = "SELECT status, count(*) AS n FROM order_status GROUP BY status ORDER BY status";
+    assert_eq!(query(&s3.lake(), by_status).await, query(&local_lake(&local), by_status).await);
+
+    // Again: the state comes back from the checkpoint on S3, nothing is written twice.
+    let again = on_s3(&["process", "--once"]).env("RUST_LOG", "orderpulse=info").output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("stream state restored"), "did not resume from the checkpoint");
+    assert_eq!(summary(again), from_s3);
+    assert_eq!(query(&s3.lake(), outputs).await, written, "order_status or timer_firings doubled");
+    assert_eq!(written[0]["statuses"], written[0]["orders"], "an order has two order_status rows");
 }
