@@ -56,8 +56,9 @@ fn this_threads_nice() -> i32 {
 }
 
 /// Runs `work` to its end on a runtime of its own (two workers), every thread of it at
-/// `priority`, on a thread named `name`. Returns once the thread is started.
-pub fn spawn_runtime<F>(name: &str, priority: Priority, work: F) -> std::io::Result<()>
+/// `priority`, on a thread named `name`. Returns once the thread is started, with its
+/// handle (the thread ends when `work` does).
+pub fn spawn_runtime<F>(name: &str, priority: Priority, work: F) -> std::io::Result<std::thread::JoinHandle<()>>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -70,8 +71,7 @@ where
     std::thread::Builder::new().name(name.to_owned()).spawn(move || {
         lower_this_threads_priority(priority);
         runtime.block_on(work);
-    })?;
-    Ok(())
+    })
 }
 
 #[cfg(all(test, target_os = "linux"))]

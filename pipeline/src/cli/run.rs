@@ -123,18 +123,18 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     if rollups.is_none() {
         tracing::info!("KPI rollups are not scheduled (kpi.rollup_interval = 0s)");
     }
-    crate::background::spawn_runtime("orderpulse-stream", crate::background::Priority::Deferred, async move {
-        let processor = async move {
-            if let Err(error) = processor.run(std::future::pending()).await {
-                tracing::error!(%error, "the stream processor stopped; order look-ups show the state it reached");
-            }
-        };
-        match rollups {
-            Some(rollups) => {
-                tokio::join!(processor, rollups);
-            }
-            None => processor.await,
+    let processor = async move {
+        if let Err(error) = processor.run(std::future::pending()).await {
+            tracing::error!(%error, "the stream processor stopped; order look-ups show the state it reached");
         }
+    };
+    let rollups = async move {
+        if let Some(rollups) = rollups {
+            rollups.await;
+        }
+    };
+    crate::background::spawn_runtime("orderpulse-stream", crate::background::Priority::Deferred, async move {
+        tokio::join!(processor, rollups);
     })
     .context("cannot start the stream processor's threads")?;
     let state = AppState::new(

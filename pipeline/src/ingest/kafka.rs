@@ -26,6 +26,9 @@ use crate::lake::Lake;
 use crate::source::kafka::{part_id, ConsumerHooks, KafkaConfig};
 use crate::source::{RawChunk, CHUNK_LINES};
 
+/// Chunks decoded on a blocking thread, with their parts.
+type Decoding = tokio::task::JoinHandle<Vec<(String, DecodedChunk)>>;
+
 /// A partition the loop owns: its lake part id and the first offset to accept.
 struct Owned {
     part: String,
@@ -62,7 +65,7 @@ pub async fn consume(
     let mut tick_armed = false;
     // The chunks being decoded on a blocking thread while the loop receives the next ones;
     // taken into the batch, in order, before the next decode starts or the batch commits.
-    let mut decoding: Option<tokio::task::JoinHandle<Vec<(String, DecodedChunk)>>> = None;
+    let mut decoding: Option<Decoding> = None;
     let mut last_error_log: Option<Instant> = None;
     tokio::pin!(shutdown, tick);
 
@@ -166,10 +169,7 @@ pub async fn consume(
 }
 
 /// Waits for the chunks being decoded (if any) and takes them into the batch.
-async fn take_decoded(
-    ingestor: &mut Ingestor,
-    decoding: Option<tokio::task::JoinHandle<Vec<(String, DecodedChunk)>>>,
-) -> Result<(), IngestError> {
+async fn take_decoded(ingestor: &mut Ingestor, decoding: Option<Decoding>) -> Result<(), IngestError> {
     let Some(decoding) = decoding else { return Ok(()) };
     let decoded = decoding.await.map_err(|e| IngestError::Source(std::io::Error::other(format!("decoding: {e}"))))?;
     for (part, chunk) in &decoded {

@@ -59,7 +59,7 @@ impl QueryError {
         !matches!(self, QueryError::Lake(_) | QueryError::Execution(_))
     }
 
-    pub(crate) fn from_datafusion(error: DataFusionError) -> Self {
+    fn from_datafusion(error: DataFusionError) -> Self {
         let root = error.find_root();
         let message = root.to_string();
         // SQLOptions refusals (read-only sessions) arrive as plan errors with these words.

@@ -23,6 +23,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake::{DeltaTable, DeltaTableError};
 
 use super::{Lake, LakeError};
+use crate::background::{spawn_runtime, Priority};
 use crate::model::schema::{CarrierRows, LakeTable, Lineage, OrderRows, QuarantineRows, TicketRows};
 use crate::model::{Event, EventBody, Rejection};
 
@@ -240,26 +241,19 @@ impl LakeWriter {
         if version < *last + CHECKPOINT_EVERY || busy {
             return;
         }
-        let delta = open.delta.clone();
-        let checkpoint = move || {
-            crate::background::lower_this_threads_priority(crate::background::Priority::Idle);
-            let mut delta = delta;
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime
-                .block_on(async {
-                    delta.load_version(version).await?;
-                    deltalake::checkpoints::create_checkpoint(&delta, None).await?;
-                    // What deltalake's commit would do after a checkpoint: drop the log
-                    // entries past the table's log retention that it makes unnecessary.
-                    if delta.snapshot()?.table_config().enable_expired_log_cleanup() {
-                        deltalake::checkpoints::cleanup_metadata(&delta, None).await?;
-                    }
-                    Ok::<_, DeltaTableError>(())
-                })
-                .map_err(std::io::Error::other)
+        let mut delta = open.delta.clone();
+        let checkpoint = async move {
+            delta.load_version(version).await?;
+            deltalake::checkpoints::create_checkpoint(&delta, None).await?;
+            // What deltalake's commit would do after a checkpoint: drop the log entries
+            // past the table's log retention that it makes unnecessary.
+            if delta.snapshot()?.table_config().enable_expired_log_cleanup() {
+                deltalake::checkpoints::cleanup_metadata(&delta, None).await?;
+            }
+            Ok::<_, DeltaTableError>(())
         };
-        let task = std::thread::Builder::new().name(format!("orderpulse-checkpoint-{table}")).spawn(move || {
-            if let Err(error) = checkpoint() {
+        let task = spawn_runtime(&format!("orderpulse-checkpoint-{table}"), Priority::Idle, async move {
+            if let Err(error) = checkpoint.await {
                 tracing::warn!(%table, version, %error, "log checkpoint failed; the next one will try again");
             }
         });
