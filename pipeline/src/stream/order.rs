@@ -11,8 +11,9 @@ use smol_str::{SmolStr, SmolStrBuilder};
 
 use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Timestamp, Window};
 
-/// An order id or a parcel key as the state keeps it. Ids are short, so they sit inline
-/// (up to 23 bytes): looking one up compares bytes in the hash table itself instead of
+/// A short string as the state keeps it: order ids and parcel keys, and the texts of
+/// scans and milestones (statuses, places, channels). Most are short, so they sit inline
+/// (up to 23 bytes): looking an id up compares bytes in the hash table itself instead of
 /// following a pointer, and the copies held by timers, indexes and parcels cost no
 /// allocation. It serialises as a plain string.
 pub type Key = SmolStr;

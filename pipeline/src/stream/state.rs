@@ -653,12 +653,12 @@ impl StreamState {
 fn new_parcel<'a>(
     parcels: &'a mut HashMap<Key, ParcelState>,
     sweep: &mut SweepIndex,
-    key: &str,
+    key: &Key,
     carrier: &str,
     tracking_number: &str,
 ) -> &'a mut ParcelState {
-    sweep.unowned.insert(Key::new(key));
-    parcels.entry(Key::new(key)).or_insert_with(|| ParcelState::new(carrier, tracking_number))
+    sweep.unowned.insert(key.clone());
+    parcels.entry(key.clone()).or_insert_with(|| ParcelState::new(carrier, tracking_number))
 }
 
 /// Notes an order as changed, without allocating its id again when it already is.
