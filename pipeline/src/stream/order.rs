@@ -18,6 +18,40 @@ use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Tim
 /// allocation. It serialises as a plain string.
 pub type Key = SmolStr;
 
+/// The longest text a [`Key`] holds inline.
+const INLINE_KEY_BYTES: usize = 23;
+
+/// Shares the longer texts of scans and milestones (a carrier's "Shipment information
+/// received", a cancellation reason) across the state: such a text does not fit inline,
+/// and most scans repeat one of a few of them, so each distinct text is allocated once
+/// and the scans hold references to it. Bounded: past [`TextPool::CAPACITY`] distinct
+/// texts the pool starts over (texts already shared stay valid), so free-form texts
+/// cannot make it grow without end. A cache: not part of the state's equality.
+#[derive(Debug, Clone, Default)]
+pub struct TextPool {
+    long: ahash::AHashSet<Key>,
+}
+
+impl TextPool {
+    const CAPACITY: usize = 4096;
+
+    /// `text` as a [`Key`]: inline when short, else the pool's shared copy.
+    pub fn key(&mut self, text: String) -> Key {
+        if text.len() <= INLINE_KEY_BYTES {
+            return Key::from(text);
+        }
+        if let Some(shared) = self.long.get(text.as_str()) {
+            return shared.clone();
+        }
+        if self.long.len() >= Self::CAPACITY {
+            self.long.clear();
+        }
+        let shared = Key::from(text);
+        self.long.insert(shared.clone());
+        shared
+    }
+}
+
 /// A stable 64-bit identity of an event id: deduplication and the tie-break between
 /// events at the same instant.
 pub fn id_hash(event_id: &str) -> u64 {
@@ -184,6 +218,11 @@ impl ParcelState {
     pub fn add_scan(&mut self, scan: Scan) -> Option<usize> {
         if self.scans.iter().any(|s| s.id == scan.id) {
             return None;
+        }
+        if self.scans.capacity() == 0 {
+            // Room for a typical parcel's scans at once (most have 4 to 8), instead of
+            // growing, and moving them, on the way there.
+            self.scans.reserve_exact(8);
         }
         let place = self.scans.partition_point(|s| s.key() < scan.key());
         self.scans.insert(place, scan);
@@ -556,6 +595,23 @@ impl OrderView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_pool_shares_long_texts_and_keeps_short_ones_inline() {
+        let mut pool = TextPool::default();
+        let long = "Shipment information received";
+        let (first, second) = (pool.key(long.to_owned()), pool.key(long.to_owned()));
+        assert_eq!((first.as_str(), second.as_str()), (long, long));
+        assert_eq!(first.as_ptr(), second.as_ptr(), "one allocation, shared");
+        let short = pool.key("Köln".to_owned());
+        assert!(!short.is_heap_allocated());
+        assert_eq!(pool.long.len(), 1, "short texts are not pooled");
+        for n in 0..TextPool::CAPACITY {
+            pool.key(format!("{long} at facility {n}"));
+        }
+        assert_eq!(pool.long.len(), 1, "full: the pool started over");
+        assert_eq!(first.as_str(), long, "texts shared before stay valid");
+    }
 
     fn at(hours: i64) -> Timestamp {
         Timestamp::from_micros_utc(1_795_000_000_000_000 + hours * Timestamp::MICROS_PER_HOUR)

@@ -20,7 +20,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
-use super::order::{id_hash, parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan};
+use super::order::{id_hash, parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, TextPool};
 use super::time::{TimerKind, Timers, Watermark};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
 
@@ -141,6 +141,9 @@ pub struct StreamState {
     departed: Vec<DepartedOrder>,
     /// Where the daily sweep looks, so that it does not visit every order every day.
     sweep: SweepIndex,
+    /// The long texts the state's scans and milestones share.
+    #[serde(skip)]
+    texts: TextPool,
 }
 
 /// The orders and parcels the daily eviction sweep must look at. An order cannot leave
@@ -209,6 +212,7 @@ impl StreamState {
             changed: Default::default(),
             departed: Vec::new(),
             sweep: SweepIndex::default(),
+            texts: TextPool::default(),
         }
     }
 
@@ -309,7 +313,8 @@ impl StreamState {
             self.sweep.schedule(order_id.clone(), at.micros + self.settings.retention);
         }
         order.name_merchant(merchant_id.as_deref());
-        let mark = |detail: Option<String>| Mark { at, id, detail: detail.map(Key::from) };
+        let texts = &mut self.texts;
+        let mut mark = |detail: Option<String>| Mark { at, id, detail: detail.map(|d| texts.key(d)) };
         let m = &mut order.milestones;
         match detail {
             OrderDetail::Created(created) => {
@@ -375,11 +380,11 @@ impl StreamState {
             id,
             status,
             sub_status: scan.sub_status,
-            raw_status: scan.raw_status.map(Key::from),
-            description: scan.description.map(Key::from),
-            city: location.city.map(Key::from),
-            region: location.region.map(Key::from),
-            country: location.country.map(Key::from),
+            raw_status: scan.raw_status.map(|t| self.texts.key(t)),
+            description: scan.description.map(|t| self.texts.key(t)),
+            city: location.city.map(|t| self.texts.key(t)),
+            region: location.region.map(|t| self.texts.key(t)),
+            country: location.country.map(|t| self.texts.key(t)),
             estimated_delivery: scan.estimated_delivery,
         }) else {
             return Applied::Duplicate;
