@@ -8,13 +8,16 @@
 --   delivered_at     first `delivered` scan
 --   returned_at      first `returned_to_sender` scan
 --   lost_at          first `exception` scan with sub-status `lost`
--- origin is the region (`country-region`) of the pickup scan, destination the customer's
+-- origin is the region (`country-region`) of the pickup scan (of several `in_transit`
+-- scans at that same first instant, the smallest region), destination the customer's
 -- region from `order.created`; together with carrier and service level they make the lane
 -- (`lane`: `dhl/express DE-NW > DE-BE`; `carrier_service`: `dhl/express`).
 -- last_status is the status of the latest scan by event time (ties: the later event id).
--- "First/last by event time" are ordered aggregates (`first_value(x ORDER BY ...)`), one
--- pass over the scans instead of a sorted window over all of them; DuckDB spells them
--- `first`/`last` (see queries/README.md).
+-- The last status is an ordered aggregate (`last_value(x ORDER BY ...)`), one pass over
+-- the scans instead of a sorted window over all of them; DuckDB spells it `last` (see
+-- queries/README.md). The pickup's region is found by joining the scans to their first
+-- `in_transit` time instead: DataFusion keeps an ordered aggregate's sort keys per group
+-- as single values, which made the pickups half the cost of every parcel KPI.
 -- Scans for tracking numbers no `order.shipped` names are not parcels yet (see
 -- `carrier_events`).
 CREATE VIEW parcels AS
@@ -42,12 +45,20 @@ scan_times AS (
     GROUP BY carrier, tracking_number
 ),
 pickups AS (
-    SELECT carrier, tracking_number,
-           first_value(location_country ORDER BY occurred_at, event_id) AS location_country,
-           first_value(location_region ORDER BY occurred_at, event_id) AS location_region
-    FROM carrier_events
-    WHERE status = 'in_transit'
-    GROUP BY carrier, tracking_number
+    SELECT e.carrier, e.tracking_number,
+           min(e.location_country || '-' || e.location_region) AS origin
+    FROM carrier_events e
+    JOIN (
+        SELECT carrier, tracking_number, min(occurred_at) AS picked_up_at
+        FROM carrier_events
+        WHERE status = 'in_transit'
+        GROUP BY carrier, tracking_number
+    ) first_pickup
+      ON first_pickup.carrier = e.carrier
+     AND first_pickup.tracking_number = e.tracking_number
+     AND first_pickup.picked_up_at = e.occurred_at
+    WHERE e.status = 'in_transit'
+    GROUP BY e.carrier, e.tracking_number
 )
 SELECT
     s.order_id,
@@ -60,11 +71,10 @@ SELECT
     o.ship_by,
     o.promised_from,
     o.promised_to,
-    pickup.location_country || '-' || pickup.location_region AS origin,
+    pickup.origin,
     o.customer_country || '-' || o.customer_region AS destination,
     s.carrier || '/' || s.service_level AS carrier_service,
-    s.carrier || '/' || s.service_level || ' ' || pickup.location_country || '-' || pickup.location_region
-        || ' > ' || o.customer_country || '-' || o.customer_region AS lane,
+    s.carrier || '/' || s.service_level || ' ' || pickup.origin || ' > ' || o.customer_country || '-' || o.customer_region AS lane,
     coalesce(t.scans, 0) AS scans,
     t.picked_up_at,
     t.first_attempt_at,

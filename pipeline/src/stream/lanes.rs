@@ -3,7 +3,8 @@
 //! model.
 //!
 //! Definitions match the `parcels` view in `queries/views/parcels.sql`: the origin is the
-//! region of the pickup (first `in_transit`) scan, the destination the customer's region,
+//! region of the pickup (first `in_transit`) scan (the smallest of several at that same
+//! instant), the destination the customer's region,
 //! transit time is pickup to first `delivered` scan, on time means delivered by the end of
 //! the promised window. A parcel is counted once, when the watermark passes its delivery,
 //! so late scans within the allowed lateness are already in.

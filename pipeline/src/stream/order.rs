@@ -262,10 +262,16 @@ impl ParcelState {
         self.scans.iter().rev().find_map(|s| s.estimated_delivery)
     }
 
-    /// The pickup scan's `country-region`, the origin end of a lane.
+    /// The pickup scan's `country-region`, the origin end of a lane: of several
+    /// `in_transit` scans at the first such instant, the smallest region (as the
+    /// `parcels` view decides it).
     pub fn origin(&self) -> Option<Key> {
-        let pickup = self.first(ParcelStatus::InTransit)?;
-        Some(region_key(pickup.country.as_deref()?, pickup.region.as_deref()?))
+        let pickup_at = self.first(ParcelStatus::InTransit)?.at;
+        self.scans
+            .iter()
+            .filter(|s| s.status == ParcelStatus::InTransit && s.at.micros == pickup_at.micros)
+            .filter_map(|s| Some(region_key(s.country.as_deref()?, s.region.as_deref()?)))
+            .min()
     }
 
     /// A scan that moves the parcel on after it was delivered or returned.
@@ -629,6 +635,26 @@ mod tests {
             region: None,
             country: None,
             estimated_delivery: None,
+        }
+    }
+
+    #[test]
+    fn the_origin_is_the_smallest_region_scanned_in_transit_at_the_first_pickup_instant() {
+        use ParcelStatus::{InTransit, InfoReceived};
+        let located = |hours, id, status, region: Option<&str>| Scan { country: Some(Key::new("DE")), region: region.map(Key::new), ..scan(hours, id, status) };
+        let cases: Vec<(&str, Vec<Scan>, Option<&str>)> = vec![
+            ("no pickup yet", vec![located(0, 1, InfoReceived, Some("NW"))], None),
+            ("one pickup", vec![located(0, 1, InfoReceived, Some("NW")), located(1, 2, InTransit, Some("HH"))], Some("DE-HH")),
+            ("a later scan in transit elsewhere", vec![located(1, 2, InTransit, Some("HH")), located(5, 3, InTransit, Some("BE"))], Some("DE-HH")),
+            ("two at the first instant: the smaller", vec![located(1, 9, InTransit, Some("NW")), located(1, 2, InTransit, Some("BE"))], Some("DE-BE")),
+            ("one of them without a region", vec![located(1, 1, InTransit, None), located(1, 2, InTransit, Some("NW"))], Some("DE-NW")),
+        ];
+        for (case, scans, expected) in cases {
+            let mut parcel = ParcelState::new("dhl", "T1");
+            for scan in scans {
+                parcel.add_scan(scan);
+            }
+            assert_eq!(parcel.origin().as_deref(), expected, "{case}");
         }
     }
 
