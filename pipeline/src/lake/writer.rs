@@ -95,10 +95,10 @@ impl PendingBatch {
     /// Rows per table in this batch.
     pub fn row_counts(&self) -> BTreeMap<LakeTable, usize> {
         BTreeMap::from([
-            (LakeTable::OrderEvents, self.orders.len()),
-            (LakeTable::CarrierEvents, self.carrier.len()),
-            (LakeTable::TicketEvents, self.tickets.len()),
-            (LakeTable::Quarantine, self.quarantine.len()),
+            (LakeTable::OrderEvents, self.orders.rows()),
+            (LakeTable::CarrierEvents, self.carrier.rows()),
+            (LakeTable::TicketEvents, self.tickets.rows()),
+            (LakeTable::Quarantine, self.quarantine.rows()),
         ])
     }
 

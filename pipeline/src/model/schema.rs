@@ -298,14 +298,9 @@ impl OrderRows {
     }
 
     /// Rows appended so far.
-    pub fn len(&self) -> usize {
+    pub fn rows(&self) -> usize {
         self.frame.event_id.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let amounts = self.total_amount.finish().with_precision_and_scale(MONEY_PRECISION, Money::SCALE as i8)?;
@@ -378,14 +373,9 @@ impl CarrierRows {
     }
 
     /// Rows appended so far.
-    pub fn len(&self) -> usize {
+    pub fn rows(&self) -> usize {
         self.frame.event_id.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let middle: Vec<ArrayRef> = vec![
@@ -451,14 +441,9 @@ impl TicketRows {
     }
 
     /// Rows appended so far.
-    pub fn len(&self) -> usize {
+    pub fn rows(&self) -> usize {
         self.frame.event_id.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let middle: Vec<ArrayRef> = vec![
@@ -503,14 +488,9 @@ impl QuarantineRows {
     }
 
     /// Rows appended so far.
-    pub fn len(&self) -> usize {
+    pub fn rows(&self) -> usize {
         self.source.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
 
     pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         RecordBatch::try_new(
