@@ -19,7 +19,7 @@ use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Tim
 pub type Key = SmolStr;
 
 /// The longest text a [`Key`] holds inline.
-const INLINE_KEY_BYTES: usize = 23;
+pub const INLINE_KEY_BYTES: usize = 23;
 
 /// Shares the longer texts of scans and milestones (a carrier's "Shipment information
 /// received", a cancellation reason) across the state: such a text does not fit inline,
@@ -451,9 +451,9 @@ impl OrderState {
         }
     }
 
-    pub fn own_parcel(&mut self, key: &str) {
-        if let Err(at) = self.parcels.binary_search_by(|k| k.as_str().cmp(key)) {
-            self.parcels.insert(at, Key::new(key));
+    pub fn own_parcel(&mut self, key: &Key) {
+        if let Err(at) = self.parcels.binary_search(key) {
+            self.parcels.insert(at, key.clone());
         }
     }
 

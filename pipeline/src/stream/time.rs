@@ -111,9 +111,10 @@ impl Timers {
         self.pending.insert(Timer { due, kind, subject });
     }
 
-    /// Takes back a timer set before, if it is still pending.
-    pub fn cancel(&mut self, due: i64, kind: TimerKind, subject: &str) {
-        self.pending.remove(&Timer { due, kind, subject: Key::new(subject) });
+    /// Takes back a timer set before, if it is still pending. The subject is the
+    /// state's own key: cloning it costs no allocation, even for a long one.
+    pub fn cancel(&mut self, due: i64, kind: TimerKind, subject: &Key) {
+        self.pending.remove(&Timer { due, kind, subject: subject.clone() });
     }
 
     /// The next timer due at or before `watermark`, taken out of the set.
