@@ -19,7 +19,7 @@ use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Tim
 pub type Key = SmolStr;
 
 /// The longest text a [`Key`] holds inline.
-pub const INLINE_KEY_BYTES: usize = 23;
+const INLINE_KEY_BYTES: usize = 23;
 
 /// Shares the longer texts of scans and milestones (a carrier's "Shipment information
 /// received", a cancellation reason) across the state: such a text does not fit inline,
@@ -290,6 +290,24 @@ impl ParcelState {
 /// The key of a parcel across the state: carrier and tracking number.
 pub fn parcel_key(carrier: &str, tracking_number: &str) -> Key {
     joined_key(carrier, '/', tracking_number)
+}
+
+/// [`parcel_key`] on the path of every event that names a parcel. A key up to 23 bytes
+/// is built inline at no cost. A longer one (most Cainiao, SF Express and USPS parcels) is
+/// put together on the stack and looked up in `parcels`: a parcel already there shares its
+/// key instead of allocating a new copy for every scan.
+pub fn shared_parcel_key<V>(parcels: &ahash::AHashMap<Key, V>, carrier: &str, tracking_number: &str) -> Key {
+    if carrier.len() + 1 + tracking_number.len() <= INLINE_KEY_BYTES {
+        return parcel_key(carrier, tracking_number);
+    }
+    let mut text = arrayvec::ArrayString::<64>::new();
+    if text.try_push_str(carrier).is_err() || text.try_push('/').is_err() || text.try_push_str(tracking_number).is_err() {
+        return parcel_key(carrier, tracking_number);
+    }
+    match parcels.get_key_value(text.as_str()) {
+        Some((key, _)) => key.clone(),
+        None => Key::new(text.as_str()),
+    }
 }
 
 /// `country-region`, an end of a lane.
@@ -635,6 +653,26 @@ mod tests {
             region: None,
             country: None,
             estimated_delivery: None,
+        }
+    }
+
+    #[test]
+    fn a_parcel_key_is_the_same_text_whether_shared_or_built() {
+        let long = "X".repeat(70);
+        let cases: &[(&str, &str, bool)] = &[
+            ("dhl", "JD014600006281", true),         // inline
+            ("cainiao", "LP28492204284645", true),   // 24 bytes: shared from the map
+            ("cainiao", "LP28492204284646", false),  // long, not in the map: built
+            ("usps", long.as_str(), true),           // longer than the stack buffer: built
+        ];
+        let mut parcels: ahash::AHashMap<Key, ParcelState> = Default::default();
+        for &(carrier, tracking, present) in cases {
+            if present {
+                parcels.insert(parcel_key(carrier, tracking), ParcelState::new(carrier, tracking));
+            }
+        }
+        for &(carrier, tracking, _) in cases {
+            assert_eq!(shared_parcel_key(&parcels, carrier, tracking), format!("{carrier}/{tracking}"), "{carrier} {tracking}");
         }
     }
 

@@ -20,7 +20,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
-use super::order::{id_hash, parcel_key, Checkout, INLINE_KEY_BYTES, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, TextPool};
+use super::order::{id_hash, shared_parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, TextPool};
 use super::time::{TimerKind, Timers, Watermark};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
 
@@ -654,23 +654,6 @@ impl StreamState {
     }
 }
 
-/// The [`parcel_key`] of `carrier` and `tracking_number`, as the parcels map holds it when
-/// the parcel is already there. A key up to 23 bytes is inline and costs nothing to
-/// build; a longer one (most Cainiao, SF Express and USPS parcels) is put together on the
-/// stack to be looked up, and the map's copy is shared instead of allocating a new one
-/// for every event that names the parcel.
-fn shared_parcel_key(parcels: &HashMap<Key, ParcelState>, carrier: &str, tracking_number: &str) -> Key {
-    let mut text = arrayvec::ArrayString::<64>::new();
-    let fits = text.try_push_str(carrier).is_ok() && text.try_push('/').is_ok() && text.try_push_str(tracking_number).is_ok();
-    if fits
-        && text.len() > INLINE_KEY_BYTES
-        && let Some((key, _)) = parcels.get_key_value(text.as_str())
-    {
-        return key.clone();
-    }
-    parcel_key(carrier, tracking_number)
-}
-
 /// A new parcel under `key`: nobody owns it yet.
 fn new_parcel<'a>(
     parcels: &'a mut HashMap<Key, ParcelState>,
@@ -852,26 +835,6 @@ mod tests {
         assert_eq!(state.counters().duplicates, 2);
         assert_eq!(state.counters().applied, 3);
         assert_eq!(state.parcel("dhl/T1").map(|p| p.scans.len()), Some(1));
-    }
-
-    #[test]
-    fn a_parcel_key_is_the_same_text_whether_shared_or_built() {
-        let long = "X".repeat(70);
-        let cases: &[(&str, &str, bool)] = &[
-            ("dhl", "JD014600006281", true),         // inline
-            ("cainiao", "LP28492204284645", true),   // 24 bytes: shared from the map
-            ("cainiao", "LP28492204284646", false),  // long, not in the map: built
-            ("usps", long.as_str(), true),           // longer than the stack buffer: built
-        ];
-        let mut parcels: HashMap<Key, ParcelState> = HashMap::default();
-        for &(carrier, tracking, present) in cases {
-            if present {
-                parcels.insert(parcel_key(carrier, tracking), ParcelState::new(carrier, tracking));
-            }
-        }
-        for &(carrier, tracking, _) in cases {
-            assert_eq!(shared_parcel_key(&parcels, carrier, tracking), format!("{carrier}/{tracking}"), "{carrier} {tracking}");
-        }
     }
 
     #[test]
