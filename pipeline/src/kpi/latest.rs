@@ -12,11 +12,11 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::lake::Lake;
+use super::snapshots::{Snapshots, TableRef};
 
 #[derive(Debug)]
 pub struct LatestSnapshot {
-    lake: Lake,
+    snapshots: Snapshots,
     /// The table's name (its folder under the lake's root).
     table: String,
     /// The schema as the Delta provider presents it (partition columns last), taken when
@@ -28,8 +28,8 @@ pub struct LatestSnapshot {
 }
 
 impl LatestSnapshot {
-    pub fn new(lake: Lake, table: &str, schema: SchemaRef, session: Arc<SessionState>) -> Self {
-        LatestSnapshot { lake, table: table.to_owned(), schema, session }
+    pub fn new(snapshots: Snapshots, table: &str, schema: SchemaRef, session: Arc<SessionState>) -> Self {
+        LatestSnapshot { snapshots, table: table.to_owned(), schema, session }
     }
 }
 
@@ -51,7 +51,7 @@ impl TableProvider for LatestSnapshot {
 
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
         let failed = |e: &dyn std::fmt::Display| DataFusionError::External(format!("{}: {e}", self.table).into());
-        let delta = self.lake.open_derived(&self.table).await.map_err(|e| failed(&e))?.ok_or_else(|| failed(&"the table does not exist"))?;
+        let delta = self.snapshots.latest(TableRef::Derived(&self.table)).await.map_err(|e| failed(&e))?.ok_or_else(|| failed(&"the table does not exist"))?;
         let provider = delta.table_provider().with_session(self.session.clone()).await.map_err(|e| failed(&e))?;
         provider.scan(state, projection, filters, limit).await
     }

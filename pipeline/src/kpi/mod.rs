@@ -3,12 +3,14 @@
 //!
 //! Every query gets a fresh session over the tables' latest committed versions, so a
 //! query sees everything committed before it started and nothing half-written. The
-//! session also has the library's views (`orders`, `parcels`, `tickets`).
+//! session also has the library's views (`orders`, `parcels`, `tickets`). The tables'
+//! snapshots are kept between queries and brought up to date for each ([`snapshots`]).
 
 pub mod format;
 mod latest;
 pub mod library;
 pub mod rollup;
+mod snapshots;
 mod tenancy;
 
 pub use tenancy::Scope;
@@ -27,6 +29,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use self::library::{KpiError, KpiParams, Library};
+use self::snapshots::{Snapshots, TableRef};
 use crate::lake::{Lake, LakeError};
 use crate::model::schema::LakeTable;
 
@@ -127,7 +130,8 @@ impl QueryResult {
 /// Runs read-only SQL over the lake's tables and the KPI library's views.
 #[derive(Clone, Debug)]
 pub struct SqlEngine {
-    lake: Lake,
+    /// The lake's tables, as loaded by this engine's earlier queries.
+    snapshots: Snapshots,
     library: Arc<Library>,
     /// Whose rows the sessions show (see [`tenancy`]).
     scope: Scope,
@@ -136,11 +140,11 @@ pub struct SqlEngine {
 impl SqlEngine {
     /// An engine with the KPI library built into the binary.
     pub fn new(lake: Lake) -> Self {
-        SqlEngine { lake, library: Library::builtin(), scope: Scope::All }
+        SqlEngine { snapshots: Snapshots::new(lake), library: Library::builtin(), scope: Scope::All }
     }
 
     pub fn with_library(lake: Lake, library: Arc<Library>) -> Self {
-        SqlEngine { lake, library, scope: Scope::All }
+        SqlEngine { snapshots: Snapshots::new(lake), library, scope: Scope::All }
     }
 
     /// The same engine, showing only what `scope` may see.
@@ -186,7 +190,7 @@ impl SqlEngine {
         let raw = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
         let mut tables = Vec::new();
         for table in LakeTable::ALL {
-            let Some(delta) = self.lake.open_table(table).await? else { continue };
+            let Some(delta) = self.snapshots.latest(TableRef::Event(table)).await? else { continue };
             let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
             let provider = self.provider(&delta, table.name(), live, &raw).await.map_err(|e| data_error(&e))?;
             raw.register_table(table.name(), provider).map_err(|e| data_error(&e))?;
@@ -197,7 +201,7 @@ impl SqlEngine {
         let mut derived = Vec::new();
         let names = self.library.rollups().iter().map(|(name, _)| name.as_str()).chain(crate::stream::output::TABLES);
         for name in names {
-            let Some(delta) = self.lake.open_derived(name).await? else { continue };
+            let Some(delta) = self.snapshots.latest(TableRef::Derived(name)).await? else { continue };
             let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.to_owned(), message: e.to_string() };
             let provider = self.provider(&delta, name, live, &raw).await.map_err(|e| derived_error(&e))?;
             raw.register_table(name, provider).map_err(|e| derived_error(&e))?;
@@ -244,7 +248,7 @@ impl SqlEngine {
         let settings = Arc::new(SessionStateBuilder::new().with_config(ctx.copied_config()).build());
         let provider = delta.table_provider().with_session(settings.clone()).await?;
         delta.update_datafusion_session(&ctx.state())?;
-        Ok(if live { Arc::new(latest::LatestSnapshot::new(self.lake.clone(), name, provider.schema(), settings)) } else { provider })
+        Ok(if live { Arc::new(latest::LatestSnapshot::new(self.snapshots.clone(), name, provider.schema(), settings)) } else { provider })
     }
 
     /// Runs one read-only statement and collects its rows, within `limits`.

@@ -1,7 +1,8 @@
 //! The lake writer in one process: a `memory://` lake, whose store the writer and the SQL
 //! engine share, where a second writer for the same source resumes from the positions the
 //! first recorded; and writers of different sources committing to the same tables in
-//! turn, while a stale writer of the same source is refused.
+//! turn, while a stale writer of the same source is refused. The SQL engine, which keeps
+//! the snapshots it loaded, sees every commit made after its first query.
 
 use orderpulse::ingest::{ingest_source, IngestOptions};
 use orderpulse::kpi::{QueryLimits, SqlEngine};
@@ -26,6 +27,16 @@ fn feed(lines: Vec<String>, resume_after: Option<i64>, tx: orderpulse::source::C
     tx.blocking_send(chunk).map_err(std::io::Error::other)
 }
 
+/// Every event in the lake, through `engine`.
+async fn count_events(engine: &SqlEngine) -> usize {
+    let limits = QueryLimits { max_rows: 10, ..QueryLimits::time_only(std::time::Duration::from_secs(60)) };
+    let sql = "SELECT (SELECT count(*) FROM order_events) + (SELECT count(*) FROM carrier_events) + (SELECT count(*) FROM ticket_events) AS n";
+    let result = engine.query(sql, limits).await.unwrap();
+    let json = orderpulse::kpi::format::json_rows(&result.batches).unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    rows[0]["n"].as_u64().unwrap() as usize
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_lake_is_shared_within_the_process_and_resumes() {
     let lines: Vec<String> = Simulator::new(Scenario { days: 1, orders_per_day: 300.0, ..Scenario::default() }).unwrap().collect();
@@ -33,20 +44,17 @@ async fn a_memory_lake_is_shared_within_the_process_and_resumes() {
     let first_half = lines[..lines.len() / 2].to_vec();
     let stats = ingest_source(&lake, "test-source", options(), move |resume, tx| feed(first_half, resume, tx)).await.unwrap();
     assert_eq!(stats.accepted as usize, lines.len() / 2);
+    // The engine keeps the snapshots it loads; later queries must still see later commits.
+    let engine = SqlEngine::new(lake.clone());
+    assert_eq!(count_events(&engine).await, lines.len() / 2);
 
     // The same source again, now with every line: only the second half is new.
     let all = lines.clone();
     let stats = ingest_source(&lake, "test-source", options(), move |resume, tx| feed(all, resume, tx)).await.unwrap();
     assert_eq!(stats.lines as usize, lines.len() - lines.len() / 2, "did not resume: {stats:?}");
     assert_eq!(stats.accepted as usize, lines.len() - lines.len() / 2);
-
-    let engine = SqlEngine::new(lake);
-    let limits = QueryLimits { max_rows: 10, ..QueryLimits::time_only(std::time::Duration::from_secs(60)) };
-    let sql = "SELECT (SELECT count(*) FROM order_events) + (SELECT count(*) FROM carrier_events) + (SELECT count(*) FROM ticket_events) AS n";
-    let result = engine.query(sql, limits).await.unwrap();
-    let json = orderpulse::kpi::format::json_rows(&result.batches).unwrap();
-    let rows: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(rows[0]["n"].as_u64().unwrap() as usize, lines.len());
+    assert_eq!(count_events(&engine).await, lines.len(), "the engine's kept snapshots were not brought up to date");
+    assert_eq!(count_events(&SqlEngine::new(lake)).await, lines.len());
 }
 
 /// A batch of `events` for one commit, positions from `first`.

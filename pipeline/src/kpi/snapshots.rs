@@ -1,0 +1,84 @@
+//! The lake's tables as the last query loaded them, brought up to date for the next one.
+//!
+//! Opening a Delta table replays its log from the last checkpoint and lists its files;
+//! on the bench lake that is most of a small query's time. A table loaded before only
+//! has to read the commits made since (one listing of the log when there are none), so
+//! the API's sessions start from here. Each query still sees the latest committed
+//! version of every table: nothing is served stale.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use deltalake::DeltaTable;
+
+use crate::lake::{Lake, LakeError};
+use crate::model::schema::LakeTable;
+
+/// Which table: an event table or a derived one (a rollup, a stream output), each opened
+/// (and its errors named) the way [`Lake`] does for its kind.
+#[derive(Debug, Clone, Copy)]
+pub enum TableRef<'a> {
+    Event(LakeTable),
+    Derived(&'a str),
+}
+
+impl TableRef<'_> {
+    fn name(&self) -> &str {
+        match self {
+            TableRef::Event(table) => table.name(),
+            TableRef::Derived(name) => name,
+        }
+    }
+}
+
+/// Loaded tables by name, shared by every clone (and every scope) of one engine.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    lake: Lake,
+    loaded: Arc<Mutex<HashMap<String, DeltaTable>>>,
+}
+
+impl Snapshots {
+    pub fn new(lake: Lake) -> Self {
+        Snapshots { lake, loaded: Arc::default() }
+    }
+
+    /// The table at its latest committed version, or `None` if it does not exist yet.
+    pub async fn latest(&self, table: TableRef<'_>) -> Result<Option<DeltaTable>, LakeError> {
+        let name = table.name();
+        let known = self.lock().get(name).cloned();
+        let current = match known {
+            // A log that no longer reaches back to the version loaded (cleaned up since)
+            // cannot be read forward: the table is opened afresh instead.
+            Some(mut delta) => match delta.load().await {
+                Ok(()) => Some(delta),
+                Err(error) => {
+                    tracing::debug!(table = name, %error, "reopening a table whose log cannot be read forward");
+                    self.open(table).await?
+                }
+            },
+            None => self.open(table).await?,
+        };
+        if let Some(delta) = &current {
+            let mut loaded = self.lock();
+            // Concurrent queries may have loaded a newer version meanwhile: keep the newest.
+            if loaded.get(name).is_none_or(|kept| kept.version() < delta.version()) {
+                loaded.insert(name.to_owned(), delta.clone());
+            }
+        }
+        Ok(current)
+    }
+
+    async fn open(&self, table: TableRef<'_>) -> Result<Option<DeltaTable>, LakeError> {
+        match table {
+            TableRef::Event(table) => self.lake.open_table(table).await,
+            TableRef::Derived(name) => self.lake.open_derived(name).await,
+        }
+    }
+
+    /// The map, even if a query panicked while holding it: it holds whole snapshots only,
+    /// each inserted in one step, so what is in it is consistent.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, DeltaTable>> {
+        self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
