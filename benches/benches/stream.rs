@@ -22,32 +22,60 @@ fn simulated_events(days: u32, orders_per_day: f64) -> Vec<Event> {
     events
 }
 
+/// Applies `events` as the processor does: a file's worth (2,000 events) at a time, then
+/// fires what is due; every 25 files (a checkpoint) takes the changed orders (for
+/// `order_status`).
+fn process(state: &mut StreamState, events: Vec<Event>) {
+    let mut events = events.into_iter();
+    for file in 1.. {
+        let mut applied = 0;
+        for event in events.by_ref().take(2000) {
+            state.apply(event);
+            applied += 1;
+        }
+        black_box(state.fire_due_timers());
+        if file % 25 == 0 || applied == 0 {
+            black_box(state.take_changes());
+        }
+        if applied == 0 {
+            break;
+        }
+    }
+}
+
 fn state_machine(c: &mut Criterion) {
-    let events = simulated_events(7, 4000.0);
     let mut group = c.benchmark_group("state_machine");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(events.len() as u64));
-    // As the processor does it: apply a file's worth of events, then fire what is due;
-    // at each checkpoint, take the changed orders (for `order_status`).
+    // A processor starting from nothing: its maps grow and its memory is fresh.
+    let week = simulated_events(7, 4000.0);
+    group.throughput(Throughput::Elements(week.len() as u64));
     group.bench_function("apply_and_fire", |b| {
         b.iter_batched(
-            || (StreamState::new(StreamSettings::default()), events.clone()),
+            || (StreamState::new(StreamSettings::default()), week.clone()),
             |(mut state, events)| {
-                let mut events = events.into_iter();
-                for file in 1.. {
-                    let mut applied = 0;
-                    for event in events.by_ref().take(2000) {
-                        state.apply(event);
-                        applied += 1;
-                    }
-                    black_box(state.fire_due_timers());
-                    if file % 25 == 0 || applied == 0 {
-                        black_box(state.take_changes());
-                    }
-                    if applied == 0 {
-                        break;
-                    }
-                }
+                process(&mut state, events);
+                state
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // A processor that has run for a week: the second week of a fortnight, applied to
+    // the state the first week left (built outside the timing), as a long-running
+    // processor sees its input.
+    let fortnight = simulated_events(14, 4000.0);
+    let second_week_starts = fortnight.first().map_or(0, |e| e.occurred_at.micros) + 7 * orderpulse::model::Timestamp::MICROS_PER_DAY;
+    let split = fortnight.partition_point(|e| e.occurred_at.micros < second_week_starts);
+    let (first_week, second_week) = (fortnight[..split].to_vec(), fortnight[split..].to_vec());
+    group.throughput(Throughput::Elements(second_week.len() as u64));
+    group.bench_function("apply_and_fire_after_a_week", |b| {
+        b.iter_batched(
+            || {
+                let mut state = StreamState::new(StreamSettings::default());
+                process(&mut state, first_week.clone());
+                (state, second_week.clone())
+            },
+            |(mut state, events)| {
+                process(&mut state, events);
                 state
             },
             BatchSize::LargeInput,
