@@ -310,17 +310,26 @@ async fn commit_table(delta: &DeltaTable, known: u64, rows: RecordBatch, txns: V
                 for taken in version..=latest {
                     let winner = log_store.read_commit_entry(taken).await?.unwrap_or_default();
                     if let Some(conflict) = conflict_with_append(&winner, &parts) {
-                        let _ = log_store.abort_commit_entry(version, entry, operation_id).await;
+                        abandon_commit_entry(log_store.as_ref(), version, entry, operation_id).await;
                         return Err(DeltaTableError::Generic(format!("version {taken} was committed by another writer: {conflict}")));
                     }
                 }
                 version = latest + 1;
             }
             Err(error) => {
-                let _ = log_store.abort_commit_entry(version, entry, operation_id).await;
+                abandon_commit_entry(log_store.as_ref(), version, entry, operation_id).await;
                 return Err(error.into());
             }
         }
+    }
+}
+
+/// Takes back the temporary entry of a commit that will not be made. A failure leaves
+/// at most a stray `_commit_*.json.tmp` file behind, which readers never look at, so it
+/// is logged rather than returned over the commit's own error.
+async fn abandon_commit_entry(log_store: &dyn LogStore, version: u64, entry: CommitOrBytes, operation_id: uuid::Uuid) {
+    if let Err(error) = log_store.abort_commit_entry(version, entry, operation_id).await {
+        tracing::debug!(version, %error, "the abandoned commit's temporary entry was not removed");
     }
 }
 
