@@ -147,16 +147,19 @@ pub struct StreamState {
 }
 
 /// The orders and parcels the daily eviction sweep must look at. An order cannot leave
-/// before its own events' retention has run out (`own_last_event_at + retention`), so
-/// young orders wait in `due`, bucketed by that day, and are not visited; once past it
-/// they are checked at every sweep, as are orders known only from scans. Which orders
-/// leave is exactly what checking every order would give; the index only skips orders
-/// that cannot leave yet. Arrival-dependent bookkeeping: not part of the state's equality.
+/// before the retention after its latest event has run out, so young orders wait in
+/// `due`, bucketed by the day of `own_last_event_at + retention`, and are not visited;
+/// once past it they are checked (`aging`), and one whose parcels' scans came later
+/// goes back to `due` until the retention after its latest scan. Orders known only from
+/// scans, and orders that are not finished and wait for `max_idle`, are checked at every
+/// sweep. Which orders leave is exactly what checking every order would give; the index
+/// only skips orders that cannot leave yet. Arrival-dependent bookkeeping: not part of
+/// the state's equality.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SweepIndex {
-    /// Day (of `own_last_event_at + retention`, rounded up) → orders that may leave from then on.
+    /// Day (of the retention's end, rounded up) → orders that may leave from then on.
     due: BTreeMap<i64, Vec<Key>>,
-    /// Orders checked at every sweep.
+    /// Orders checked at every sweep, until they leave or are found to wait longer.
     aging: HashSet<Key>,
     /// Parcels no order claims (they leave after `max_idle`).
     unowned: HashSet<Key>,
@@ -261,10 +264,11 @@ impl StreamState {
         order.parcels.iter().filter_map(|key| self.parcels.get(key)).collect()
     }
 
-    /// The orders that changed since the last call.
+    /// The orders that changed since the last call, in no particular order (the
+    /// `order_status` writer orders its rows itself). The set keeps its room for the next
+    /// round instead of growing again from nothing.
     pub fn take_changes(&mut self) -> Changes {
-        let mut order_ids: Vec<Key> = std::mem::take(&mut self.changed).into_iter().collect();
-        order_ids.sort_unstable();
+        let order_ids: Vec<Key> = self.changed.drain().collect();
         Changes { order_ids, departed: std::mem::take(&mut self.departed) }
     }
 
@@ -449,6 +453,9 @@ impl StreamState {
                 order.disown_parcel(key);
                 if order.is_empty() {
                     self.orders.remove(&old);
+                } else {
+                    // Its latest event may now be earlier: the sweep looks at it again.
+                    self.sweep.aging.insert(old.clone());
                 }
             }
             self.changed.insert(old);
@@ -571,36 +578,49 @@ impl StreamState {
         let day = threshold.div_euclid(Timestamp::MICROS_PER_DAY);
         let later = self.sweep.due.split_off(&(day + 1));
         for order_id in std::mem::replace(&mut self.sweep.due, later).into_values().flatten() {
-            match self.orders.get(&order_id).and_then(|o| o.own_last_event_at) {
+            let Some(order) = self.orders.get(&order_id) else { continue };
+            match order.own_last_event_at {
                 Some(own) if own + retention > threshold => self.sweep.schedule(order_id, own + retention),
-                Some(_) => {
+                _ => {
                     self.sweep.aging.insert(order_id);
                 }
-                None => {}
             }
         }
         let mut leaving = Vec::new();
+        let mut not_yet = Vec::new();
         let mut scratch = Vec::new();
         self.sweep.aging.retain(|order_id| {
             let Some(order) = self.orders.get(order_id) else { return false };
             scratch.clear();
             scratch.extend(order.parcels.iter().filter_map(|key| self.parcels.get(key)));
             let view = OrderView { order, parcels: &scratch };
+            let Some(last) = view.last_event_at() else { return true };
+            // No order leaves sooner than the retention after its latest event, and that
+            // only moves later (an order whose parcel is taken from it is checked again,
+            // see `reassign`): until then it waits in `due` instead of being checked daily.
+            if last + retention > threshold {
+                not_yet.push((order_id.clone(), last + retention));
+                return false;
+            }
             let keep_for = if view.status().is_final() { retention } else { max_idle };
-            if view.last_event_at().is_some_and(|last| last + keep_for <= threshold) {
+            if last + keep_for <= threshold {
                 leaving.push(order_id.clone());
                 return false;
             }
             true
         });
+        for (order_id, not_before) in not_yet {
+            self.sweep.schedule(order_id, not_before);
+        }
         for order_id in leaving {
-            if let Some(order) = self.orders.remove(&order_id) {
-                let parcels: Vec<ParcelState> = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).collect();
-                if self.changed.remove(&order_id) {
-                    self.departed.push(DepartedOrder { order, parcels });
-                }
-                self.counters.evicted_orders += 1;
+            let Some(order) = self.orders.remove(&order_id) else { continue };
+            let parcels = order.parcels.iter().filter_map(|key| self.parcels.remove(key));
+            if self.changed.remove(&order_id) {
+                self.departed.push(DepartedOrder { parcels: parcels.collect(), order });
+            } else {
+                parcels.for_each(drop);
             }
+            self.counters.evicted_orders += 1;
         }
         let parcels = &mut self.parcels;
         self.sweep.unowned.retain(|key| {
