@@ -19,8 +19,9 @@ pub mod kafka;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use arrow::array::AsArray;
+use arrow::array::{ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type, TimestampMicrosecondType};
+use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -30,6 +31,7 @@ use crate::lake::{Lake, LakeError};
 use crate::model::schema::{LakeTable, Lineage};
 use crate::model::{decode_line, DecodeLimits, Event, RejectReason, Rejection};
 use crate::source::RawChunk;
+use crate::stream::dedup::id_hash;
 use crate::stream::DedupWindow;
 
 /// How the ingest loop batches and deduplicates.
@@ -302,52 +304,48 @@ fn quarantine_key(source: &str, position: i64) -> String {
 
 /// Reloads, from the lake, what the dedup windows remembered before a restart: the ids
 /// of the events ingested within the window, and the (source, position) of the lines
-/// quarantined within it (the most recent `max_ids` of each).
+/// quarantined within it (the most recent `max_ids` of each). The rows are hashed as they
+/// stream in and the newest are picked from the hashes ([`DedupWindow::from_arrivals`]):
+/// sorting ten million id strings in SQL took seconds of a restart.
 async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Result<(DedupWindow, DedupWindow), LakeError> {
-    let mut events = DedupWindow::new(window_micros, max_ids);
-    let mut quarantined = DedupWindow::new(window_micros, max_ids);
     let ctx = SqlEngine::new(lake.clone()).session().await?;
     let horizon = chrono::Utc::now().timestamp_micros().saturating_sub(window_micros);
     let failed = |message: String| LakeError::Other { what: "rebuilding the dedup window", message };
-    // Newest first from the query (so the cap keeps the newest); the window wants them
-    // oldest first.
-    let newest = |select: String| {
-        let sql = format!("{select} ORDER BY 3 DESC LIMIT {max_ids}");
+    // Every row of `select` as (arrival, the hash `key` makes of its first two columns),
+    // the arrival its third column.
+    let arrivals = |select: String, key: fn(&ArrayRef, &ArrayRef, usize) -> u128| {
         let ctx = &ctx;
         async move {
-            let batches = ctx.sql(&sql).await.map_err(|e| failed(e.to_string()))?.collect().await.map_err(|e| failed(e.to_string()))?;
-            Ok::<_, LakeError>(batches.into_iter().rev())
+            let mut rows = ctx.sql(&select).await.map_err(|e| failed(e.to_string()))?.execute_stream().await.map_err(|e| failed(e.to_string()))?;
+            let mut arrivals = Vec::new();
+            while let Some(batch) = rows.next().await {
+                let batch = batch.map_err(|e| failed(e.to_string()))?;
+                // The scan may hand strings back as Utf8View; normalise before reading.
+                let first = arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| failed(e.to_string()))?;
+                let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+                arrivals.extend((0..batch.num_rows()).map(|row| (times.value(row), key(&first, batch.column(1), row))));
+            }
+            Ok::<_, LakeError>(arrivals)
         }
     };
-    // The scan may hand strings back as Utf8View; normalise before reading.
-    let strings = |column: &arrow::array::ArrayRef| arrow::compute::cast(column, &DataType::Utf8).map_err(|e| failed(e.to_string()));
 
     let selects: Vec<String> = LakeTable::EVENTS
         .iter()
         .filter(|table| ctx.table_exist(table.name()).unwrap_or(false))
         .map(|table| format!("SELECT event_id, 0, ingested_at FROM {table} WHERE ingested_at >= to_timestamp_micros({horizon})"))
         .collect();
-    if !selects.is_empty() {
-        for batch in newest(selects.join(" UNION ALL ")).await? {
-            let ids = strings(batch.column(0))?;
-            let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-            for row in (0..batch.num_rows()).rev() {
-                events.insert(ids.as_string::<i32>().value(row), times.value(row));
-            }
+    let events = match selects.is_empty() {
+        true => Vec::new(),
+        false => arrivals(selects.join(" UNION ALL "), |ids, _, row| id_hash(ids.as_string::<i32>().value(row))).await?,
+    };
+    let quarantined = match ctx.table_exist(LakeTable::Quarantine.name()).unwrap_or(false) {
+        false => Vec::new(),
+        true => {
+            let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
+            arrivals(select, |sources, positions, row| id_hash(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))).await?
         }
-    }
-    if ctx.table_exist(LakeTable::Quarantine.name()).unwrap_or(false) {
-        let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
-        for batch in newest(select).await? {
-            let sources = strings(batch.column(0))?;
-            let positions = batch.column(1).as_primitive::<Int64Type>();
-            let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-            for row in (0..batch.num_rows()).rev() {
-                quarantined.insert(&quarantine_key(sources.as_string::<i32>().value(row), positions.value(row)), times.value(row));
-            }
-        }
-    }
-    Ok((events, quarantined))
+    };
+    Ok((DedupWindow::from_arrivals(window_micros, max_ids, events), DedupWindow::from_arrivals(window_micros, max_ids, quarantined)))
 }
 
 /// Why an ingest run stopped.

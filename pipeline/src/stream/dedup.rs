@@ -1,7 +1,8 @@
 //! Deduplication by `event_id` over a window of arrival time.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
+use ahash::AHashSet;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// Remembers the ids of events that arrived within the last `window_micros` (and at most
@@ -18,25 +19,48 @@ use xxhash_rust::xxh3::xxh3_128;
 /// colliding is negligible (about 1 in 10^23 at that size).
 ///
 /// Owned by the ingest loop (one per source); it is rebuilt from the lake's `ingested_at`
-/// column on start, so it survives restarts without a checkpoint of its own.
+/// column on start ([`DedupWindow::from_arrivals`]), so it survives restarts without a
+/// checkpoint of its own. The set is randomly keyed (ahash): the ids are caller data, and
+/// their XXH3 hashes are not keyed.
 #[derive(Debug)]
 pub struct DedupWindow {
     window_micros: i64,
     max_ids: usize,
-    seen: HashSet<u128>,
+    seen: AHashSet<u128>,
     /// (arrival time, id hash), oldest first: the eviction order.
     by_arrival: VecDeque<(i64, u128)>,
 }
 
 impl DedupWindow {
     pub fn new(window_micros: i64, max_ids: usize) -> Self {
-        DedupWindow { window_micros, max_ids: max_ids.max(1), seen: HashSet::new(), by_arrival: VecDeque::new() }
+        DedupWindow { window_micros, max_ids: max_ids.max(1), seen: AHashSet::new(), by_arrival: VecDeque::new() }
     }
 
     /// Records `event_id` as arrived at `arrival_micros`; `true` the first time, `false`
     /// for a duplicate. Arrival times are expected not to go backwards.
     pub fn insert(&mut self, event_id: &str, arrival_micros: i64) -> bool {
-        let hash = xxh3_128(event_id.as_bytes());
+        self.insert_hash(id_hash(event_id), arrival_micros)
+    }
+
+    /// The window that inserting `arrivals`, `(arrival_micros, id_hash)` pairs in any
+    /// order, oldest first would leave: what a restart rebuilds from the lake. Only the
+    /// newest `max_ids` can stay, so the rest are dropped before the pairs are sorted.
+    pub fn from_arrivals(window_micros: i64, max_ids: usize, mut arrivals: Vec<(i64, u128)>) -> Self {
+        let mut window = DedupWindow::new(window_micros, max_ids);
+        if let Some(older) = arrivals.len().checked_sub(window.max_ids).filter(|&n| n > 0) {
+            arrivals.select_nth_unstable(older);
+            arrivals.drain(..older);
+        }
+        arrivals.sort_unstable();
+        window.seen.reserve(arrivals.len());
+        window.by_arrival.reserve(arrivals.len());
+        for (arrival, hash) in arrivals {
+            window.insert_hash(hash, arrival);
+        }
+        window
+    }
+
+    fn insert_hash(&mut self, hash: u128, arrival_micros: i64) -> bool {
         if !self.seen.insert(hash) {
             return false;
         }
@@ -47,7 +71,7 @@ impl DedupWindow {
 
     /// Whether `event_id` is currently remembered.
     pub fn contains(&self, event_id: &str) -> bool {
-        self.seen.contains(&xxh3_128(event_id.as_bytes()))
+        self.seen.contains(&id_hash(event_id))
     }
 
     pub fn len(&self) -> usize {
@@ -68,6 +92,11 @@ impl DedupWindow {
             self.seen.remove(&hash);
         }
     }
+}
+
+/// What a window keeps of an event id (or of a quarantined line's source position).
+pub fn id_hash(event_id: &str) -> u128 {
+    xxh3_128(event_id.as_bytes())
 }
 
 #[cfg(test)]
@@ -106,5 +135,27 @@ mod tests {
         assert!(by_time.len() <= 11, "kept {}", by_time.len());
         assert_eq!(by_count.len(), 100);
         assert!(by_count.contains("e999") && !by_count.contains("e899"));
+    }
+
+    #[test]
+    fn a_window_rebuilt_from_arrivals_in_any_order_is_the_one_inserting_them_left() {
+        // (window hours, cap): by time, by count, and both.
+        for (window_hours, cap) in [(10, 1_000_000), (1_000, 100), (10, 5)] {
+            let mut inserted = DedupWindow::new(window_hours * HOUR, cap);
+            let mut arrivals = Vec::new();
+            for i in 0..500i64 {
+                let id = format!("e{}", i % 450); // some ids arrive twice
+                inserted.insert(&id, i * HOUR / 10);
+                arrivals.push((i * HOUR / 10, id_hash(&id)));
+            }
+            arrivals.reverse();
+            arrivals.swap(3, 300);
+            let rebuilt = DedupWindow::from_arrivals(window_hours * HOUR, cap, arrivals);
+            assert_eq!(rebuilt.len(), inserted.len(), "window {window_hours} h, cap {cap}");
+            for i in 0..450 {
+                let id = format!("e{i}");
+                assert_eq!(rebuilt.contains(&id), inserted.contains(&id), "{id}: window {window_hours} h, cap {cap}");
+            }
+        }
     }
 }
