@@ -334,16 +334,16 @@ async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Resul
         .filter(|table| ctx.table_exist(table.name()).unwrap_or(false))
         .map(|table| format!("SELECT event_id, 0, ingested_at FROM {table} WHERE ingested_at >= to_timestamp_micros({horizon})"))
         .collect();
-    let events = match selects.is_empty() {
-        true => Vec::new(),
-        false => arrivals(selects.join(" UNION ALL "), |ids, _, row| id_hash(ids.as_string::<i32>().value(row))).await?,
+    let events = if selects.is_empty() {
+        Vec::new()
+    } else {
+        arrivals(selects.join(" UNION ALL "), |ids, _, row| id_hash(ids.as_string::<i32>().value(row))).await?
     };
-    let quarantined = match ctx.table_exist(LakeTable::Quarantine.name()).unwrap_or(false) {
-        false => Vec::new(),
-        true => {
-            let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
-            arrivals(select, |sources, positions, row| id_hash(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))).await?
-        }
+    let quarantined = if ctx.table_exist(LakeTable::Quarantine.name()).unwrap_or(false) {
+        let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
+        arrivals(select, |sources, positions, row| id_hash(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))).await?
+    } else {
+        Vec::new()
     };
     Ok((DedupWindow::from_arrivals(window_micros, max_ids, events), DedupWindow::from_arrivals(window_micros, max_ids, quarantined)))
 }
