@@ -31,7 +31,6 @@ use crate::lake::{Lake, LakeError};
 use crate::model::schema::{LakeTable, Lineage};
 use crate::model::{decode_line, DecodeLimits, Event, RejectReason, Rejection};
 use crate::source::RawChunk;
-use crate::stream::dedup::id_hash;
 use crate::stream::DedupWindow;
 
 /// How the ingest loop batches and deduplicates.
@@ -337,11 +336,11 @@ async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Resul
     let events = if selects.is_empty() {
         Vec::new()
     } else {
-        arrivals(selects.join(" UNION ALL "), |ids, _, row| id_hash(ids.as_string::<i32>().value(row))).await?
+        arrivals(selects.join(" UNION ALL "), |ids, _, row| DedupWindow::key_of(ids.as_string::<i32>().value(row))).await?
     };
     let quarantined = if ctx.table_exist(LakeTable::Quarantine.name()).unwrap_or(false) {
         let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
-        arrivals(select, |sources, positions, row| id_hash(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))).await?
+        arrivals(select, |sources, positions, row| DedupWindow::key_of(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))).await?
     } else {
         Vec::new()
     };

@@ -39,12 +39,12 @@ impl DedupWindow {
     /// Records `event_id` as arrived at `arrival_micros`; `true` the first time, `false`
     /// for a duplicate. Arrival times are expected not to go backwards.
     pub fn insert(&mut self, event_id: &str, arrival_micros: i64) -> bool {
-        self.insert_hash(id_hash(event_id), arrival_micros)
+        self.insert_hash(Self::key_of(event_id), arrival_micros)
     }
 
-    /// The window that inserting `arrivals`, `(arrival_micros, id_hash)` pairs in any
-    /// order, oldest first would leave: what a restart rebuilds from the lake. Only the
-    /// newest `max_ids` can stay, so the rest are dropped before the pairs are sorted.
+    /// The window that inserting `arrivals` oldest first would leave: what a restart
+    /// rebuilds from the lake. The pairs, `(arrival_micros, key_of(id))`, may come in any
+    /// order; only the newest `max_ids` can stay, so the rest are dropped before sorting.
     pub fn from_arrivals(window_micros: i64, max_ids: usize, mut arrivals: Vec<(i64, u128)>) -> Self {
         let mut window = DedupWindow::new(window_micros, max_ids);
         if let Some(older) = arrivals.len().checked_sub(window.max_ids).filter(|&n| n > 0) {
@@ -60,6 +60,11 @@ impl DedupWindow {
         window
     }
 
+    /// What a window keeps of an event id (or of a quarantined line's source position).
+    pub fn key_of(id: &str) -> u128 {
+        xxh3_128(id.as_bytes())
+    }
+
     fn insert_hash(&mut self, hash: u128, arrival_micros: i64) -> bool {
         if !self.seen.insert(hash) {
             return false;
@@ -71,7 +76,7 @@ impl DedupWindow {
 
     /// Whether `event_id` is currently remembered.
     pub fn contains(&self, event_id: &str) -> bool {
-        self.seen.contains(&id_hash(event_id))
+        self.seen.contains(&Self::key_of(event_id))
     }
 
     pub fn len(&self) -> usize {
@@ -92,11 +97,6 @@ impl DedupWindow {
             self.seen.remove(&hash);
         }
     }
-}
-
-/// What a window keeps of an event id (or of a quarantined line's source position).
-pub fn id_hash(event_id: &str) -> u128 {
-    xxh3_128(event_id.as_bytes())
 }
 
 #[cfg(test)]
@@ -146,7 +146,7 @@ mod tests {
             for i in 0..500i64 {
                 let id = format!("e{}", i % 450); // some ids arrive twice
                 inserted.insert(&id, i * HOUR / 10);
-                arrivals.push((i * HOUR / 10, id_hash(&id)));
+                arrivals.push((i * HOUR / 10, DedupWindow::key_of(&id)));
             }
             arrivals.reverse();
             arrivals.swap(3, 300);

@@ -150,9 +150,9 @@ pub struct StreamState {
 /// before the retention after its latest event has run out, so young orders wait in
 /// `due`, bucketed by the day of `own_last_event_at + retention`, and are not visited;
 /// once past it they are checked (`aging`), and one whose parcels' scans came later
-/// goes back to `due` until the retention after its latest scan. Orders known only from
-/// scans, and orders that are not finished and wait for `max_idle`, are checked at every
-/// sweep. Which orders leave is exactly what checking every order would give; the index
+/// goes back to `due` until the retention after its latest scan. Only orders that are
+/// past that too but not finished (they wait for `max_idle`) are checked at every sweep;
+/// orders known only from scans get their first check at the next sweep. Which orders leave is exactly what checking every order would give; the index
 /// only skips orders that cannot leave yet. Arrival-dependent bookkeeping: not part of
 /// the state's equality.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -614,11 +614,13 @@ impl StreamState {
         }
         for order_id in leaving {
             let Some(order) = self.orders.remove(&order_id) else { continue };
-            let parcels = order.parcels.iter().filter_map(|key| self.parcels.remove(key));
             if self.changed.remove(&order_id) {
-                self.departed.push(DepartedOrder { parcels: parcels.collect(), order });
+                let parcels = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).collect();
+                self.departed.push(DepartedOrder { order, parcels });
             } else {
-                parcels.for_each(drop);
+                for key in &order.parcels {
+                    self.parcels.remove(key);
+                }
             }
             self.counters.evicted_orders += 1;
         }
