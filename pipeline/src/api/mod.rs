@@ -1,4 +1,4 @@
-//! The HTTP API (axum): `/healthz`, `POST /v1/sql`, `GET /v1/kpis[/{name}]`,
+//! The HTTP API (axum): `/healthz`, `/readyz`, `POST /v1/sql`, `GET /v1/kpis[/{name}]`,
 //! `POST /v1/events`, `POST /v1/carriers/{carrier}/webhook`, `GET /v1/orders/{id}[/status-text]`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use self::auth::{AuthError, Keys, Principal, Role};
 use crate::carriers::GenericCarriers;
-use crate::ingest::http::{HttpIngest, SubmitError};
+use crate::ingest::http::{HttpIngest, Readiness, SubmitError};
 use crate::ingest::LineOutcome;
 use crate::kpi::format::{arrow_stream, json_rows, render, OutputFormat};
 use crate::kpi::library::{KpiError, KpiParams};
@@ -89,6 +89,11 @@ impl AppState {
         Ok(())
     }
 
+    /// `None` where ingest is not run (nothing to wait for).
+    fn ingest_readiness(&self) -> Option<Readiness> {
+        self.inner.ingest.as_ref().map(HttpIngest::readiness)
+    }
+
     fn ingest(&self) -> Result<&HttpIngest, ApiError> {
         self.inner.ingest.as_ref().ok_or(ApiError::from(SubmitError::Stopped))
     }
@@ -108,6 +113,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/v1/sql", post(sql).layer(DefaultBodyLimit::max(1 << 20)))
         .route("/v1/kpis", get(list_kpis))
         .route("/v1/kpis/{name}", get(kpi))
@@ -186,8 +192,19 @@ impl From<QueryError> for ApiError {
     }
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`: the process answers (liveness), and where HTTP ingest stands.
+async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"status": "ok", "ingest": state.ingest_readiness()}))
+}
+
+/// `GET /readyz`: 200 once every part of the API answers at once, 503 while HTTP ingest
+/// still rebuilds its dedup window (its requests would wait) or after it stopped. For
+/// load balancers and deploy scripts, which should send events only once it is 200.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let ingest = state.ingest_readiness();
+    let ready = ingest.is_none_or(|r| r == Readiness::Ready);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"ready": ready, "ingest": ingest}))).into_response()
 }
 
 #[derive(Deserialize)]

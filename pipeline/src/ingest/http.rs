@@ -10,10 +10,14 @@
 //! Positions are line numbers over all requests of this source; they only keep the
 //! source's `txn` versions increasing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use serde::Serialize;
 
 use super::{DecodedChunk, IngestOptions, Ingestor, LineOutcome};
 use crate::lake::{Lake, LakeError};
@@ -55,6 +59,20 @@ pub enum SubmitError {
 #[derive(Clone)]
 pub struct HttpIngest {
     tx: mpsc::Sender<Submission>,
+    /// Set by the loop while it can take requests (its dedup window is rebuilt).
+    ready: Arc<AtomicBool>,
+}
+
+/// Whether `POST /v1/events` is answered now (`/healthz`, `/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// Rebuilding the dedup window from the lake (after a start or a failed commit):
+    /// requests wait in the queue until it is done.
+    Starting,
+    Ready,
+    /// The loop has ended; requests get 503.
+    Stopped,
 }
 
 impl HttpIngest {
@@ -63,7 +81,21 @@ impl HttpIngest {
     /// rather than buffered.
     pub fn channel(queue: usize) -> (HttpIngest, GroupCommitQueue) {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        (HttpIngest { tx }, GroupCommitQueue(rx))
+        let ready = Arc::new(AtomicBool::new(false));
+        (HttpIngest { tx, ready: ready.clone() }, GroupCommitQueue { rx, ready })
+    }
+
+    /// Whether a request sent now is taken at once, waits for the loop to start, or
+    /// is refused. A load balancer should send events only once this is `Ready`: after
+    /// a restart over a lake with many recent ids the rebuild takes seconds.
+    pub fn readiness(&self) -> Readiness {
+        if self.tx.is_closed() {
+            Readiness::Stopped
+        } else if self.ready.load(Ordering::Acquire) {
+            Readiness::Ready
+        } else {
+            Readiness::Starting
+        }
     }
 
     /// Submits a body and waits until its lines are committed.
@@ -88,8 +120,11 @@ impl HttpIngest {
     }
 }
 
-/// Requests waiting for their group commit.
-pub struct GroupCommitQueue(mpsc::Receiver<Submission>);
+/// Requests waiting for their group commit, and the loop's side of its readiness.
+pub struct GroupCommitQueue {
+    rx: mpsc::Receiver<Submission>,
+    ready: Arc<AtomicBool>,
+}
 
 /// Splits a body into lines: NDJSON by newline (a final newline ends the last line, it
 /// does not start another), or the whole body for a single JSON event.
@@ -109,10 +144,11 @@ pub async fn run_group_commits(
     source_id: String,
     options: IngestOptions,
     window: Duration,
-    GroupCommitQueue(mut rx): GroupCommitQueue,
+    GroupCommitQueue { mut rx, ready }: GroupCommitQueue,
 ) -> Result<(), LakeError> {
     let parts = [source_id.clone()];
     let mut ingestor = Ingestor::open(&lake, &parts, options.clone()).await?;
+    ready.store(true, Ordering::Release);
     let mut position = ingestor.resume_after(&source_id).unwrap_or(0);
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
@@ -164,7 +200,9 @@ pub async fn run_group_commits(
                 }
                 // The failed batch's ids were remembered as seen; reopen so the dedup
                 // window and positions are the lake's again, and retries are accepted.
+                ready.store(false, Ordering::Release);
                 ingestor = Ingestor::open(&lake, &parts, options.clone()).await?;
+                ready.store(true, Ordering::Release);
                 position = position.max(ingestor.resume_after(&source_id).unwrap_or(0));
             }
         }
@@ -175,6 +213,16 @@ pub async fn run_group_commits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_follows_the_loop() {
+        let (ingest, queue) = HttpIngest::channel(1);
+        assert_eq!(ingest.readiness(), Readiness::Starting);
+        queue.ready.store(true, Ordering::Release);
+        assert_eq!(ingest.readiness(), Readiness::Ready);
+        drop(queue);
+        assert_eq!(ingest.readiness(), Readiness::Stopped);
+    }
 
     #[test]
     fn bodies_split_into_lines() {

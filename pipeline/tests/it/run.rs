@@ -22,6 +22,22 @@ async fn run_serves_a_growing_lake_over_http() {
     let health = client.get(format!("{base}/healthz")).send().await.unwrap().bytes().await.unwrap();
     let health: Value = serde_json::from_slice(&health).unwrap();
     assert_eq!(health["status"], "ok");
+    assert!(matches!(health["ingest"].as_str(), Some("starting" | "ready")), "{health}");
+
+    // Ready once HTTP ingest has rebuilt its dedup window; until then 503.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        let response = client.get(format!("{base}/readyz")).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(status == 200, body["ready"] == true, "{status} {body}");
+        if status == 200 || Instant::now() > deadline {
+            break body;
+        }
+        assert_eq!((status, body["ingest"].as_str()), (503, Some("starting")), "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ready["ingest"], "ready", "{ready}");
 
     // The count grows: wait for a first count, then for a larger one.
     let count_query = "SELECT count(*) AS n FROM order_events";
