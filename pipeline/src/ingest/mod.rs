@@ -31,7 +31,7 @@ use crate::lake::{Lake, LakeError};
 use crate::model::schema::{LakeTable, Lineage};
 use crate::model::{decode_line, DecodeLimits, Event, RejectReason, Rejection};
 use crate::source::RawChunk;
-use crate::stream::DedupWindow;
+use crate::stream::{Arrivals, DedupWindow};
 
 /// How the ingest loop batches and deduplicates.
 #[derive(Debug, Clone)]
@@ -304,8 +304,9 @@ fn quarantine_key(source: &str, position: i64) -> String {
 /// Reloads, from the lake, what the dedup windows remembered before a restart: the ids
 /// of the events ingested within the window, and the (source, position) of the lines
 /// quarantined within it (the most recent `max_ids` of each). The rows are hashed as they
-/// stream in and the newest are picked from the hashes ([`DedupWindow::from_arrivals`]):
-/// sorting ten million id strings in SQL took seconds of a restart.
+/// stream in, kept in runs of one arrival time ([`Arrivals`]), and the newest are picked
+/// from those ([`DedupWindow::from_arrivals`]): sorting ten million id strings in SQL, or
+/// even their hashes, took seconds of a restart.
 async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Result<(DedupWindow, DedupWindow), LakeError> {
     let ctx = SqlEngine::new(lake.clone()).session().await?;
     let horizon = chrono::Utc::now().timestamp_micros().saturating_sub(window_micros);
@@ -316,13 +317,13 @@ async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Resul
         let ctx = &ctx;
         async move {
             let mut rows = ctx.sql(&select).await.map_err(|e| failed(e.to_string()))?.execute_stream().await.map_err(|e| failed(e.to_string()))?;
-            let mut arrivals = Vec::new();
+            let mut arrivals = Arrivals::default();
             while let Some(batch) = rows.next().await {
                 let batch = batch.map_err(|e| failed(e.to_string()))?;
                 // The scan may hand strings back as Utf8View; normalise before reading.
                 let first = arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| failed(e.to_string()))?;
                 let times = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-                arrivals.extend((0..batch.num_rows()).map(|row| (times.value(row), key(&first, batch.column(1), row))));
+                arrivals.push_batch((0..batch.num_rows()).map(|row| (times.value(row), key(&first, batch.column(1), row))));
             }
             Ok::<_, LakeError>(arrivals)
         }
@@ -334,7 +335,7 @@ async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Resul
         .map(|table| format!("SELECT event_id, 0, ingested_at FROM {table} WHERE ingested_at >= to_timestamp_micros({horizon})"))
         .collect();
     let events = if selects.is_empty() {
-        Vec::new()
+        Arrivals::default()
     } else {
         arrivals(selects.join(" UNION ALL "), |ids, _, row| DedupWindow::key_of(ids.as_string::<i32>().value(row))).await?
     };
@@ -342,7 +343,7 @@ async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Resul
         let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
         arrivals(select, |sources, positions, row| DedupWindow::key_of(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))).await?
     } else {
-        Vec::new()
+        Arrivals::default()
     };
     Ok((DedupWindow::from_arrivals(window_micros, max_ids, events), DedupWindow::from_arrivals(window_micros, max_ids, quarantined)))
 }

@@ -16,7 +16,9 @@ use xxhash_rust::xxh3::xxh3_128;
 ///
 /// Ids are kept as 128-bit XXH3 hashes, not strings: 16 bytes per id instead of ~60, so
 /// the default ten million ids take a few hundred MB, and the chance of two distinct ids
-/// colliding is negligible (about 1 in 10^23 at that size).
+/// colliding is negligible (about 1 in 10^23 at that size). Their arrival times are kept
+/// once per run of ids that arrived together (a chunk of a source shares one), not once
+/// per id.
 ///
 /// Owned by the ingest loop (one per source); it is rebuilt from the lake's `ingested_at`
 /// column on start ([`DedupWindow::from_arrivals`]), so it survives restarts without a
@@ -27,13 +29,64 @@ pub struct DedupWindow {
     window_micros: i64,
     max_ids: usize,
     seen: AHashSet<u128>,
-    /// (arrival time, id hash), oldest first: the eviction order.
-    by_arrival: VecDeque<(i64, u128)>,
+    /// The remembered ids' hashes, oldest first: the eviction order.
+    by_arrival: VecDeque<u128>,
+    /// The arrival times of `by_arrival`, run-length encoded: `(arrival, ids)`, oldest first.
+    arrival_runs: VecDeque<(i64, usize)>,
+}
+
+/// What a restart reads back for a [`DedupWindow`]: id hashes with their arrival times,
+/// batch by batch in whatever order the scan hands them out. Rows of a batch that share
+/// an arrival time are kept as one run, so putting them in arrival order sorts a few runs
+/// per commit instead of every id.
+#[derive(Debug, Default)]
+pub struct Arrivals {
+    hashes: Vec<Vec<u128>>,
+    runs: Vec<ArrivalRun>,
+}
+
+/// Ids of one batch (`hashes[batch][start..start + len]`) that arrived at `arrival`.
+#[derive(Debug)]
+struct ArrivalRun {
+    arrival: i64,
+    batch: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Arrivals {
+    /// Adds one batch of `(arrival_micros, DedupWindow::key_of(id))` rows.
+    pub fn push_batch(&mut self, rows: impl ExactSizeIterator<Item = (i64, u128)>) {
+        let batch = self.hashes.len();
+        let mut hashes = Vec::with_capacity(rows.len());
+        for (arrival, hash) in rows {
+            match self.runs.last_mut() {
+                Some(run) if run.batch == batch && run.arrival == arrival => run.len += 1,
+                _ => self.runs.push(ArrivalRun { arrival, batch, start: hashes.len(), len: 1 }),
+            }
+            hashes.push(hash);
+        }
+        self.hashes.push(hashes);
+    }
+
+    pub fn len(&self) -> usize {
+        self.runs.iter().map(|run| run.len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
 }
 
 impl DedupWindow {
     pub fn new(window_micros: i64, max_ids: usize) -> Self {
-        DedupWindow { window_micros, max_ids: max_ids.max(1), seen: AHashSet::new(), by_arrival: VecDeque::new() }
+        DedupWindow {
+            window_micros,
+            max_ids: max_ids.max(1),
+            seen: AHashSet::new(),
+            by_arrival: VecDeque::new(),
+            arrival_runs: VecDeque::new(),
+        }
     }
 
     /// Records `event_id` as arrived at `arrival_micros`; `true` the first time, `false`
@@ -43,19 +96,23 @@ impl DedupWindow {
     }
 
     /// The window that inserting `arrivals` oldest first would leave: what a restart
-    /// rebuilds from the lake. The pairs, `(arrival_micros, key_of(id))`, may come in any
-    /// order; only the newest `max_ids` can stay, so the rest are dropped before sorting.
-    pub fn from_arrivals(window_micros: i64, max_ids: usize, mut arrivals: Vec<(i64, u128)>) -> Self {
+    /// rebuilds from the lake. Only the newest `max_ids` can stay, so the oldest beyond
+    /// them are skipped rather than inserted and evicted.
+    pub fn from_arrivals(window_micros: i64, max_ids: usize, mut arrivals: Arrivals) -> Self {
         let mut window = DedupWindow::new(window_micros, max_ids);
-        if let Some(older) = arrivals.len().checked_sub(window.max_ids).filter(|&n| n > 0) {
-            arrivals.select_nth_unstable(older);
-            arrivals.drain(..older);
-        }
-        arrivals.sort_unstable();
-        window.seen.reserve(arrivals.len());
-        window.by_arrival.reserve(arrivals.len());
-        for (arrival, hash) in arrivals {
-            window.insert_hash(hash, arrival);
+        // Stable: runs of one arrival keep the order the scan gave them.
+        arrivals.runs.sort_by_key(|run| run.arrival);
+        let total = arrivals.len();
+        let mut older = total.saturating_sub(window.max_ids);
+        window.seen.reserve(total - older);
+        window.by_arrival.reserve(total - older);
+        for run in &arrivals.runs {
+            let hashes = &arrivals.hashes[run.batch][run.start..run.start + run.len];
+            let skipped = older.min(hashes.len());
+            older -= skipped;
+            for &hash in &hashes[skipped..] {
+                window.insert_hash(hash, run.arrival);
+            }
         }
         window
     }
@@ -69,7 +126,11 @@ impl DedupWindow {
         if !self.seen.insert(hash) {
             return false;
         }
-        self.by_arrival.push_back((arrival_micros, hash));
+        self.by_arrival.push_back(hash);
+        match self.arrival_runs.back_mut() {
+            Some((arrival, ids)) if *arrival == arrival_micros => *ids += 1,
+            _ => self.arrival_runs.push_back((arrival_micros, 1)),
+        }
         self.evict(arrival_micros);
         true
     }
@@ -87,14 +148,22 @@ impl DedupWindow {
         self.seen.is_empty()
     }
 
+    /// Forgets, oldest first, the ids that arrived before the window or beyond the cap.
     fn evict(&mut self, now_micros: i64) {
         let horizon = now_micros.saturating_sub(self.window_micros);
-        while let Some(&(arrival, hash)) = self.by_arrival.front() {
-            if arrival >= horizon && self.by_arrival.len() <= self.max_ids {
+        while let Some((arrival, ids)) = self.arrival_runs.front_mut() {
+            let over_cap = self.by_arrival.len().saturating_sub(self.max_ids);
+            let leaving = if *arrival < horizon { *ids } else { over_cap.min(*ids) };
+            if leaving == 0 {
                 break;
             }
-            self.by_arrival.pop_front();
-            self.seen.remove(&hash);
+            for hash in self.by_arrival.drain(..leaving) {
+                self.seen.remove(&hash);
+            }
+            *ids -= leaving;
+            if *ids == 0 {
+                self.arrival_runs.pop_front();
+            }
         }
     }
 }
@@ -135,6 +204,14 @@ mod tests {
         assert!(by_time.len() <= 11, "kept {}", by_time.len());
         assert_eq!(by_count.len(), 100);
         assert!(by_count.contains("e999") && !by_count.contains("e899"));
+        // The cap cuts into a run of ids that arrived together: the oldest of it go.
+        let mut one_chunk = DedupWindow::new(HOUR, 4);
+        for i in 0..10 {
+            one_chunk.insert(&format!("e{i}"), 0);
+        }
+        let kept: Vec<bool> = (0..10).map(|i| one_chunk.contains(&format!("e{i}"))).collect();
+        assert_eq!(kept, [false, false, false, false, false, false, true, true, true, true]);
+        assert!(one_chunk.insert("late", 2 * HOUR) && one_chunk.len() == 1, "the whole run left the window");
     }
 
     #[test]
@@ -142,14 +219,23 @@ mod tests {
         // (window hours, cap): by time, by count, and both.
         for (window_hours, cap) in [(10, 1_000_000), (1_000, 100), (10, 5)] {
             let mut inserted = DedupWindow::new(window_hours * HOUR, cap);
-            let mut arrivals = Vec::new();
+            let mut rows = Vec::new();
             for i in 0..500i64 {
                 let id = format!("e{}", i % 450); // some ids arrive twice
-                inserted.insert(&id, i * HOUR / 10);
-                arrivals.push((i * HOUR / 10, DedupWindow::key_of(&id)));
+                // In chunks of 5 sharing an arrival time (the caps are whole chunks: which
+                // ids of a chunk stay at the cap is not decided by time).
+                let arrival = i / 5 * HOUR / 10;
+                inserted.insert(&id, arrival);
+                rows.push((arrival, DedupWindow::key_of(&id)));
             }
-            arrivals.reverse();
-            arrivals.swap(3, 300);
+            rows.reverse();
+            rows.swap(3, 300);
+            // Batches of uneven sizes, as a scan hands them out.
+            let mut arrivals = Arrivals::default();
+            for batch in rows.chunks(61) {
+                arrivals.push_batch(batch.iter().copied());
+            }
+            assert_eq!(arrivals.len(), 500);
             let rebuilt = DedupWindow::from_arrivals(window_hours * HOUR, cap, arrivals);
             assert_eq!(rebuilt.len(), inserted.len(), "window {window_hours} h, cap {cap}");
             for i in 0..450 {

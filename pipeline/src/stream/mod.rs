@@ -17,5 +17,5 @@ pub mod state;
 pub mod tail;
 pub mod time;
 
-pub use dedup::DedupWindow;
+pub use dedup::{Arrivals, DedupWindow};
 pub use state::{Applied, StreamSettings, StreamState, TimerFiring};
