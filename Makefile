@@ -44,6 +44,7 @@ $(VENV)/.installed: Makefile
 	touch $@
 
 lint:
+	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 clean-lake:

@@ -66,8 +66,15 @@ fn main() -> anyhow::Result<()> {
     let result = runtime.block_on(async move {
         let lake = Lake::open("memory:///", Default::default())?;
         let lookup = OrderLookup { state: Arc::new(RwLock::new(state)), texts: Arc::new(StatusTexts::load(None)?) };
-        let app = AppState::new(SqlEngine::new(lake), QueryLimits::time_only(Duration::from_secs(30)), None, 1 << 20, Keys::new(&[]).map_err(anyhow::Error::msg)?, Default::default())
-            .with_orders(lookup);
+        let app = AppState::new(
+            SqlEngine::new(lake),
+            QueryLimits::time_only(Duration::from_secs(30)),
+            None,
+            1 << 20,
+            Keys::new(&[]).map_err(anyhow::Error::msg)?,
+            Default::default(),
+        )
+        .with_orders(lookup);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         tokio::spawn(serve(listener, app, std::future::pending()));

@@ -342,9 +342,7 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         // Only double-underscore names are sections; `ORDERPULSE_LAKE` is the flag's.
-        figment = figment.merge(
-            Env::prefixed("ORDERPULSE_").filter(|key| key.as_str().contains("__")).split("__"),
-        );
+        figment = figment.merge(Env::prefixed("ORDERPULSE_").filter(|key| key.as_str().contains("__")).split("__"));
         let config: Config = figment.extract().map_err(describe)?;
         config.validate()?;
         Ok(config)
@@ -455,7 +453,11 @@ fn describe(errors: figment::Error) -> ConfigError {
         .map(|e| {
             let key = e.path.join(".").to_lowercase();
             let origin = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
-            if key.is_empty() { format!("{}{origin}", e.kind) } else { format!("`{key}`: {}{origin}", e.kind) }
+            if key.is_empty() {
+                format!("{}{origin}", e.kind)
+            } else {
+                format!("`{key}`: {}{origin}", e.kind)
+            }
         })
         .collect();
     ConfigError::Invalid(lines.join("; "))

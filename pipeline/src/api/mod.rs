@@ -218,13 +218,10 @@ struct SqlRequest {
 async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
     let engine = state.engine_for(&headers)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("application/json"));
+    let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_none_or(|v| v.starts_with("application/json"));
     let sql = if is_json {
-        let request: SqlRequest = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_body", format!("expected {{\"sql\": \"...\"}}: {e}")))?;
+        let request: SqlRequest =
+            serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_body", format!("expected {{\"sql\": \"...\"}}: {e}")))?;
         request.sql
     } else {
         String::from_utf8(body.to_vec()).map_err(|_| ApiError::bad_request("invalid_body", "the SQL is not UTF-8"))?
@@ -262,8 +259,8 @@ async fn kpi(
     let started = Instant::now();
     let engine = state.engine_for(&headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_parameter", e.body_text()))?;
-    let params = KpiParams::parse(q.merchant.as_deref(), q.from.as_deref(), q.to.as_deref(), q.group_by.as_deref(), chrono::Utc::now())
-        .map_err(QueryError::from)?;
+    let params =
+        KpiParams::parse(q.merchant.as_deref(), q.from.as_deref(), q.to.as_deref(), q.group_by.as_deref(), chrono::Utc::now()).map_err(QueryError::from)?;
     let result = engine.kpi(&name, &params, state.inner.limits).await?;
     respond(result, &headers, started)
 }
@@ -272,11 +269,7 @@ async fn kpi(
 /// IPC stream (`application/vnd.apache.arrow.stream`), or else JSON
 /// `{"columns", "rows", "row_count", "elapsed_ms"}`.
 fn respond(result: QueryResult, headers: &HeaderMap, started: Instant) -> Result<Response, ApiError> {
-    let internal = |e: arrow::error::ArrowError| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        code: "encoding_failed",
-        message: e.to_string(),
-    };
+    let internal = |e: arrow::error::ArrowError| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "encoding_failed", message: e.to_string() };
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if accept.contains("text/csv") {
         let csv = render(&result.batches, OutputFormat::Csv).map_err(internal)?;
@@ -287,8 +280,7 @@ fn respond(result: QueryResult, headers: &HeaderMap, started: Instant) -> Result
         return Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], ipc).into_response());
     }
     let rows: Value = serde_json::from_slice(&json_rows(&result.batches).map_err(internal)?).unwrap_or(Value::Array(Vec::new()));
-    let columns: Vec<Value> =
-        result.schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect();
+    let columns: Vec<Value> = result.schema.fields().iter().map(|f| json!({"name": f.name(), "type": f.data_type().to_string()})).collect();
     let row_count = rows.as_array().map_or(0, Vec::len);
     Ok(Json(json!({
         "columns": columns,
@@ -321,10 +313,7 @@ async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("empty_body", "the body has no events"));
     }
-    let single = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let single = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     let outcomes = ingest.submit(body.to_vec(), single).await?;
     Ok(Json(answer_lines(outcomes)).into_response())
 }

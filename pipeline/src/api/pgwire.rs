@@ -44,12 +44,11 @@ use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, SendableRow
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
-    METADATA_USER,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type, METADATA_USER,
 };
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::{DfSessionService, QueryHook, ServerOptions};
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -176,8 +175,7 @@ impl Sessions {
         }
         let ctx = self.engine.scoped(scope.clone()).live_session(self.memory_limit).await.map_err(|e| user_error("58000", e.to_string()))?;
         setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error("58000", e.to_string()))?;
-        let hooks: Vec<Arc<dyn QueryHook>> =
-            vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
         let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
         // Two first queries of one scope may race: keep whichever session got in first.
         Ok(self.services.lock().await.entry(scope).or_insert(service).clone())

@@ -50,7 +50,9 @@ pub struct Mapping {
 impl Mapping {
     /// Checks every code's meaning against the contract; the error names the code.
     pub fn check(&self) -> Result<(), String> {
-        self.codes.iter().try_for_each(|(code, meaning)| meaning_of(meaning).map(drop).ok_or_else(|| format!("code {code:?}: {meaning:?} is not a canonical status[/sub_status]")))
+        self.codes.iter().try_for_each(|(code, meaning)| {
+            meaning_of(meaning).map(drop).ok_or_else(|| format!("code {code:?}: {meaning:?} is not a canonical status[/sub_status]"))
+        })
     }
 }
 

@@ -241,7 +241,8 @@ mod tests {
 
     #[test]
     fn offsets_in_the_forms_carriers_write_them() {
-        let cases = [("+08:00", Some(8 * 3600)), ("-0500", Some(-5 * 3600)), ("GMT+8", Some(8 * 3600)), ("+05:30", Some(5 * 3600 + 1800)), ("8", None), ("", None)];
+        let cases =
+            [("+08:00", Some(8 * 3600)), ("-0500", Some(-5 * 3600)), ("GMT+8", Some(8 * 3600)), ("+05:30", Some(5 * 3600 + 1800)), ("8", None), ("", None)];
         for (text, seconds) in cases {
             assert_eq!(parse_offset(text).map(|o| o.local_minus_utc()), seconds, "{text:?}");
         }
@@ -272,7 +273,8 @@ mod tests {
                     continue;
                 }
                 let scans = adapter.scans(&std::fs::read(&payload).unwrap()).unwrap_or_else(|e| panic!("{carrier}/{name}: {e}"));
-                let expected = std::fs::read_to_string(payload.with_extension("expected.ndjson")).unwrap_or_else(|_| panic!("{carrier}/{name}: no .expected.ndjson"));
+                let expected =
+                    std::fs::read_to_string(payload.with_extension("expected.ndjson")).unwrap_or_else(|_| panic!("{carrier}/{name}: no .expected.ndjson"));
                 let got: Vec<String> = scans.iter().map(|s| serde_json::to_string(s).unwrap()).collect();
                 assert_eq!(got, expected.lines().collect::<Vec<_>>(), "{carrier}/{name}");
                 for line in &got {

@@ -48,9 +48,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let lake = args.lake.open(&config)?;
     let scenario = super::simulate::load_scenario(args.scenario.as_ref().or(config.simulator.scenario.as_ref()))?;
-    let listener = tokio::net::TcpListener::bind(&config.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
+    let listener = tokio::net::TcpListener::bind(&config.api.listen).await.with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))?;
     let address = listener.local_addr()?;
 
     // Every table exists before ingest starts and before the Postgres session is built
@@ -78,10 +76,8 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
                     return;
                 }
                 let id = source_id(&scenario);
-                let result = ingest_source(&ingest_lake, &id, options.clone(), move |resume_after, tx| {
-                    stream_simulation(scenario, rate, resume_after, &tx)
-                })
-                .await;
+                let result =
+                    ingest_source(&ingest_lake, &id, options.clone(), move |resume_after, tx| stream_simulation(scenario, rate, resume_after, &tx)).await;
                 match result {
                     Ok(stats) => tracing::info!(accepted = stats.accepted, "the simulation has ended; the API keeps serving"),
                     Err(e) => tracing::error!(error = %e, "simulator ingest stopped; the API keeps serving what the lake holds"),
@@ -115,8 +111,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     // priority (`background`): their checkpoints, merges and queries must not hold up
     // acknowledgements and answers.
     let processor = crate::stream::processor::Processor::open(&lake, config.stream.processor_options()).await?;
-    let texts = crate::notify::status_text::StatusTexts::load(config.notify.status_templates_dir.as_deref())
-        .context("notify.status_templates_dir")?;
+    let texts = crate::notify::status_text::StatusTexts::load(config.notify.status_templates_dir.as_deref()).context("notify.status_templates_dir")?;
     let lookup = crate::api::orders::OrderLookup { state: processor.shared_state(), texts: std::sync::Arc::new(texts) };
     let rollups = (!config.kpi.rollup_interval.is_zero())
         .then(|| roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), QueryLimits::for_rollups(&config)));

@@ -107,8 +107,7 @@ pub fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     };
     let progress = if to_file {
         ProgressBar::new(u64::from(days)).with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} day {pos}/{len}  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} day {pos}/{len}  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
         )
     } else {
         ProgressBar::hidden()
@@ -156,9 +155,9 @@ pub fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
 /// by tracking number). Lines that do not decode go to the orders topic without a key,
 /// where ingest quarantines them like any bad line. Waits until all are delivered.
 fn produce(simulator: &mut Simulator, kafka: &crate::source::kafka::KafkaConfig, rate: Option<f64>) -> anyhow::Result<u64> {
-    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-    use rdkafka::producer::DefaultProducerContext;
     use crate::model::{decode_line, DecodeLimits, Stream};
+    use rdkafka::producer::DefaultProducerContext;
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
     let producer: ThreadedProducer<DefaultProducerContext> = kafka.producer_config().create().context("creating the Kafka producer")?;
     let limits = DecodeLimits::default();

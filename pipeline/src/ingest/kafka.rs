@@ -44,10 +44,8 @@ pub async fn consume(
     hooks: ConsumerHooks,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), IngestError> {
-    let consumer: StreamConsumer<ConsumerHooks> = config
-        .consumer_config()
-        .create_with_context(hooks.clone())
-        .map_err(|e| IngestError::Source(std::io::Error::other(format!("kafka consumer: {e}"))))?;
+    let consumer: StreamConsumer<ConsumerHooks> =
+        config.consumer_config().create_with_context(hooks.clone()).map_err(|e| IngestError::Source(std::io::Error::other(format!("kafka consumer: {e}"))))?;
     consumer
         .subscribe(&config.topic_names())
         .map_err(|e| IngestError::Source(std::io::Error::other(format!("subscribing to {:?}: {e}", config.topic_names()))))?;
@@ -150,9 +148,8 @@ pub async fn consume(
                 let limits = options.limits;
                 let chunks = std::mem::take(&mut buffers);
                 buffered = 0;
-                decoding = Some(tokio::task::spawn_blocking(move || {
-                    chunks.into_iter().map(|(part, raw)| (part, DecodedChunk::decode(raw, &limits))).collect()
-                }));
+                decoding =
+                    Some(tokio::task::spawn_blocking(move || chunks.into_iter().map(|(part, raw)| (part, DecodedChunk::decode(raw, &limits))).collect()));
             }
         }
         if ingestor.batch_is_due() {

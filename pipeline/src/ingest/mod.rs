@@ -167,15 +167,7 @@ impl Ingestor {
         for part in parts {
             tracing::info!(part, remembered_ids = dedup.len(), resume_after = ?writer.positions().resume_after(part), "ingest opened");
         }
-        Ok(Ingestor {
-            writer,
-            dedup,
-            quarantined,
-            options,
-            batch: PendingBatch::default(),
-            pending: BTreeMap::new(),
-            stats: IngestStats::default(),
-        })
+        Ok(Ingestor { writer, dedup, quarantined, options, batch: PendingBatch::default(), pending: BTreeMap::new(), stats: IngestStats::default() })
     }
 
     /// Starts tracking more parts (partitions newly assigned), reading their positions.
@@ -251,8 +243,7 @@ impl Ingestor {
 
     /// Whether the pending batch is full or old enough to commit.
     pub fn batch_is_due(&self) -> bool {
-        self.batch.lines >= self.options.batch_max_events
-            || self.batch.started.is_some_and(|s| s.elapsed() >= self.options.batch_max_age)
+        self.batch.lines >= self.options.batch_max_events || self.batch.started.is_some_and(|s| s.elapsed() >= self.options.batch_max_age)
     }
 
     /// Commits the pending batch (if any) with each part's last position in it.
@@ -341,7 +332,10 @@ async fn rebuild_dedup(lake: &Lake, window_micros: i64, max_ids: usize) -> Resul
     };
     let quarantined = if ctx.table_exist(LakeTable::Quarantine.name()).unwrap_or(false) {
         let select = format!("SELECT source, source_position, received_at FROM quarantine WHERE received_at >= to_timestamp_micros({horizon})");
-        arrivals(select, |sources, positions, row| DedupWindow::key_of(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))).await?
+        arrivals(select, |sources, positions, row| {
+            DedupWindow::key_of(&quarantine_key(sources.as_string::<i32>().value(row), positions.as_primitive::<Int64Type>().value(row)))
+        })
+        .await?
     } else {
         Arrivals::default()
     };
@@ -367,10 +361,7 @@ where
     let ingestor = Ingestor::open(lake, &[source_id.to_owned()], options.clone()).await?;
     let resume_after = ingestor.resume_after(source_id);
     let (tx, rx) = mpsc::channel(4);
-    let reader = std::thread::Builder::new()
-        .name("orderpulse-source".into())
-        .spawn(move || read(resume_after, tx))
-        .expect("the OS can start a thread");
+    let reader = std::thread::Builder::new().name("orderpulse-source".into()).spawn(move || read(resume_after, tx)).expect("the OS can start a thread");
     let stats = ingestor.run(source_id, spawn_decoder(rx, options.limits)).await;
     // The reader ends once the channel closes, whether the run succeeded or not.
     let read_result = tokio::task::spawn_blocking(move || reader.join()).await;

@@ -18,9 +18,7 @@ pub enum OutputFormat {
 /// Renders batches in `format`.
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<Vec<u8>, ArrowError> {
     match format {
-        OutputFormat::Table => {
-            Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string().into_bytes())
-        }
+        OutputFormat::Table => Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string().into_bytes()),
         OutputFormat::Json => json_rows(batches),
         OutputFormat::Csv => {
             let mut out = Vec::new();
@@ -38,9 +36,7 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<Vec<u8>, 
 /// A JSON array of row objects (`[]` for no rows). Nulls are kept as `null`, so every
 /// row has every column.
 pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, ArrowError> {
-    let mut writer = arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    let mut writer = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::JsonArray>(Vec::new());
     for batch in batches {
         writer.write(batch)?;
     }

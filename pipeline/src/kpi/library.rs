@@ -73,8 +73,7 @@ impl Kpi {
         if group_by.is_empty() {
             return Err(bad("`group_by:` names no grouping"));
         }
-        let definition =
-            header.iter().skip(1).filter(|line| !line.starts_with("group_by:")).copied().collect::<Vec<_>>().join("\n").trim().to_owned();
+        let definition = header.iter().skip(1).filter(|line| !line.starts_with("group_by:")).copied().collect::<Vec<_>>().join("\n").trim().to_owned();
         if definition.is_empty() {
             return Err(bad("the header must define the KPI in words"));
         }
@@ -123,13 +122,7 @@ impl KpiParams {
     /// are RFC 3339 timestamps or dates; a date `from` starts at its midnight (UTC), a
     /// date `to` includes its whole day. Defaults: `to` = `now`, `from` = 30 days before
     /// `to`.
-    pub fn parse(
-        merchant: Option<&str>,
-        from: Option<&str>,
-        to: Option<&str>,
-        group_by: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<KpiParams, KpiError> {
+    pub fn parse(merchant: Option<&str>, from: Option<&str>, to: Option<&str>, group_by: Option<&str>, now: DateTime<Utc>) -> Result<KpiParams, KpiError> {
         let to = to.map(|t| parse_instant("to", t, true)).transpose()?.unwrap_or(now);
         let from = from.map(|f| parse_instant("from", f, false)).transpose()?.unwrap_or(to - chrono::Duration::days(30));
         let present = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
@@ -290,7 +283,10 @@ mod tests {
             let got = KpiParams::parse(Some(" "), *from, *to, None, now);
             match (got, expected) {
                 (Ok(p), Ok((f, t))) => {
-                    assert_eq!((p.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), p.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), (f.to_string(), t.to_string()));
+                    assert_eq!(
+                        (p.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), p.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        (f.to_string(), t.to_string())
+                    );
                     assert_eq!(p.merchant, None, "a blank merchant means all");
                 }
                 (Err(KpiError::BadParameter { parameter, .. }), Err(expected)) => assert_eq!(parameter, *expected),

@@ -176,9 +176,7 @@ impl SqlEngine {
         // whole buffers of the pages it was cut from, and a hash join's build side holds
         // its input's batches, so a join of the views over 8M scans held 10+ GB where
         // plain strings need 2 GB (measured on the 1M-order bench lake, DataFusion 55).
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let config = SessionConfig::new().with_information_schema(true).set_bool("datafusion.execution.parquet.schema_force_view_types", false);
         let runtime = match memory_limit {
             Some(bytes) => RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0),
             None => RuntimeEnvBuilder::new(),

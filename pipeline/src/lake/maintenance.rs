@@ -36,14 +36,7 @@ pub async fn info(lake: &Lake) -> Result<Vec<TableInfo>, LakeError> {
             let path = file.path();
             partitions.insert(path.rsplit_once('/').map(|(dir, _)| dir.to_owned()).unwrap_or_default());
         }
-        infos.push(TableInfo {
-            table: table.name().into(),
-            version: delta.version(),
-            files,
-            bytes,
-            rows,
-            partitions: partitions.len(),
-        });
+        infos.push(TableInfo { table: table.name().into(), version: delta.version(), files, bytes, rows, partitions: partitions.len() });
     }
     Ok(infos)
 }

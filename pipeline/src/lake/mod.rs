@@ -205,16 +205,10 @@ impl Lake {
         if let Some(delta) = self.open_table(table).await? {
             return Ok(delta);
         }
-        let schema: StructType = table
-            .schema()
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| LakeError::Data { table, message: format!("schema: {e}") })?;
+        let schema: StructType = table.schema().as_ref().try_into_kernel().map_err(|e| LakeError::Data { table, message: format!("schema: {e}") })?;
         if let Some(folder) = self.local_folder(table.name()) {
-            std::fs::create_dir_all(&folder).map_err(|e| LakeError::BadUrl {
-                url: folder.display().to_string(),
-                reason: format!("cannot create the table folder: {e}"),
-            })?;
+            std::fs::create_dir_all(&folder)
+                .map_err(|e| LakeError::BadUrl { url: folder.display().to_string(), reason: format!("cannot create the table folder: {e}") })?;
         }
         let delta = self.builder(table.name()).and_then(|b| b.build()).map_err(LakeError::table(table))?;
         let created = delta

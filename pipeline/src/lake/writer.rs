@@ -200,8 +200,7 @@ impl LakeWriter {
         let mut tasks = Vec::new();
         for (table, rows) in batch.finish()? {
             let mut open = self.tables.remove(&table).expect("every table is opened in LakeWriter::open");
-            let txns: Vec<Transaction> =
-                parts.iter().map(|(part, position)| Transaction::new_with_last_update(part, *position, Some(now))).collect();
+            let txns: Vec<Transaction> = parts.iter().map(|(part, position)| Transaction::new_with_last_update(part, *position, Some(now))).collect();
             tasks.push(tokio::spawn(async move {
                 let result = commit_table(&open.delta, open.version, rows, txns).await.map_err(LakeError::table(table));
                 if let Ok(version) = result {
@@ -212,8 +211,7 @@ impl LakeWriter {
         }
         let mut first_error = None;
         for task in tasks {
-            let (table, open, result) =
-                task.await.map_err(|e| LakeError::Other { what: "a table commit task", message: e.to_string() })?;
+            let (table, open, result) = task.await.map_err(|e| LakeError::Other { what: "a table commit task", message: e.to_string() })?;
             if result.is_ok() {
                 self.checkpoint_if_due(table, &open);
             }
@@ -383,9 +381,8 @@ mod tests {
 
     #[test]
     fn a_part_resumes_after_the_table_that_is_furthest_behind() {
-        let all = |part: &'static str, at: [i64; 4]| -> Vec<(LakeTable, &'static str, i64)> {
-            LakeTable::ALL.iter().zip(at).map(|(t, p)| (*t, part, p)).collect()
-        };
+        let all =
+            |part: &'static str, at: [i64; 4]| -> Vec<(LakeTable, &'static str, i64)> { LakeTable::ALL.iter().zip(at).map(|(t, p)| (*t, part, p)).collect() };
         let mut three_tables = all("f", [30, 30, 30, 30]);
         three_tables.retain(|(t, _, _)| *t != CarrierEvents);
         let mut two_parts = all("k-0", [10, 10, 10, 10]);

@@ -42,14 +42,9 @@ impl Default for DecodeLimits {
 /// ```
 pub fn decode_line(line: &[u8], limits: &DecodeLimits) -> Result<Event, Rejection> {
     if line.len() > limits.max_line_bytes {
-        return Err(Rejection::new(
-            R::LineTooLong,
-            format!("line is {} bytes, the limit is {}", line.len(), limits.max_line_bytes),
-        ));
+        return Err(Rejection::new(R::LineTooLong, format!("line is {} bytes, the limit is {}", line.len(), limits.max_line_bytes)));
     }
-    let text = std::str::from_utf8(line).map_err(|e| {
-        Rejection::new(R::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-    })?;
+    let text = std::str::from_utf8(line).map_err(|e| Rejection::new(R::NotUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
     let mut fields = Fields::parse(text, "")?;
     let event = decode_event(&mut fields)?;
     Ok(Event { extra: fields.into_extra(), ..event })
@@ -58,9 +53,7 @@ pub fn decode_line(line: &[u8], limits: &DecodeLimits) -> Result<Event, Rejectio
 fn decode_event(f: &mut Fields<'_>) -> Result<Event, Rejection> {
     let event_id = f.required_id("event_id")?;
     let type_text = f.required_str("type")?;
-    let event_type = EventType::parse(&type_text).ok_or_else(|| {
-        Rejection::at(R::UnknownType, "type", format!("unknown event type {type_text:?}"))
-    })?;
+    let event_type = EventType::parse(&type_text).ok_or_else(|| Rejection::at(R::UnknownType, "type", format!("unknown event type {type_text:?}")))?;
     let occurred_at = f.required_timestamp("occurred_at")?;
     let merchant_id = match event_type.stream() {
         Stream::Carrier => f.optional_id("merchant_id")?,
@@ -79,9 +72,7 @@ fn decode_order(event_type: EventType, f: &mut Fields<'_>) -> Result<OrderEvent,
     let detail = match event_type {
         EventType::OrderCreated => OrderDetail::Created(Box::new(decode_created(f)?)),
         EventType::OrderPaid => OrderDetail::Paid,
-        EventType::OrderFulfillmentStarted => {
-            OrderDetail::FulfillmentStarted { warehouse: f.optional_str("warehouse")? }
-        }
+        EventType::OrderFulfillmentStarted => OrderDetail::FulfillmentStarted { warehouse: f.optional_str("warehouse")? },
         EventType::OrderShipped => OrderDetail::Shipped(Shipment {
             carrier: f.required_carrier("carrier")?,
             tracking_number: f.required_id("tracking_number")?,
@@ -89,9 +80,7 @@ fn decode_order(event_type: EventType, f: &mut Fields<'_>) -> Result<OrderEvent,
         }),
         EventType::OrderCompleted => OrderDetail::Completed,
         EventType::OrderCancelled => OrderDetail::Cancelled { reason: f.optional_str("reason")? },
-        EventType::OrderReturnRequested => {
-            OrderDetail::ReturnRequested { reason: f.optional_str("reason")? }
-        }
+        EventType::OrderReturnRequested => OrderDetail::ReturnRequested { reason: f.optional_str("reason")? },
         other => unreachable!("{other} is not an order event type"),
     };
     Ok(OrderEvent { order_id, detail })
@@ -136,19 +125,11 @@ fn decode_created(f: &mut Fields<'_>) -> Result<OrderCreated, Rejection> {
 
 fn decode_money(t: &mut Fields<'_>) -> Result<Money, Rejection> {
     let amount_path = t.path("amount");
-    let amount = t.take("amount").ok_or_else(|| {
-        Rejection::at(R::MissingField, amount_path.clone(), "money needs an amount")
-    })?;
-    let amount = as_str(amount).ok_or_else(|| {
-        Rejection::at(R::BadMoney, amount_path.clone(), format!("amount must be a decimal string, found {}", amount.get()))
-    })?;
-    let minor = parse_decimal(&amount).ok_or_else(|| {
-        Rejection::at(
-            R::BadMoney,
-            amount_path,
-            format!("amount {amount:?} is not a decimal with at most {} places", Money::SCALE),
-        )
-    })?;
+    let amount = t.take("amount").ok_or_else(|| Rejection::at(R::MissingField, amount_path.clone(), "money needs an amount"))?;
+    let amount =
+        as_str(amount).ok_or_else(|| Rejection::at(R::BadMoney, amount_path.clone(), format!("amount must be a decimal string, found {}", amount.get())))?;
+    let minor = parse_decimal(&amount)
+        .ok_or_else(|| Rejection::at(R::BadMoney, amount_path, format!("amount {amount:?} is not a decimal with at most {} places", Money::SCALE)))?;
     let currency_path = t.path("currency");
     let currency = t.required_str("currency")?;
     let currency: [u8; 3] = currency
@@ -156,9 +137,7 @@ fn decode_money(t: &mut Fields<'_>) -> Result<Money, Rejection> {
         .try_into()
         .ok()
         .filter(|c: &[u8; 3]| c.iter().all(u8::is_ascii_uppercase))
-        .ok_or_else(|| {
-            Rejection::at(R::BadMoney, currency_path, format!("currency {currency:?} is not an ISO 4217 code"))
-        })?;
+        .ok_or_else(|| Rejection::at(R::BadMoney, currency_path, format!("currency {currency:?} is not an ISO 4217 code")))?;
     Ok(Money { minor, currency })
 }
 
@@ -188,9 +167,7 @@ fn decode_scan(f: &mut Fields<'_>) -> Result<CarrierScan, Rejection> {
     let carrier = f.required_carrier("carrier")?;
     let tracking_number = f.required_id("tracking_number")?;
     let order_id = f.optional_id("order_id")?;
-    let status = f
-        .optional_enum("status", ParcelStatus::parse)?
-        .ok_or_else(|| Rejection::at(R::MissingField, "status", "required field is missing"))?;
+    let status = f.optional_enum("status", ParcelStatus::parse)?.ok_or_else(|| Rejection::at(R::MissingField, "status", "required field is missing"))?;
     let sub_status = f.optional_enum("sub_status", SubStatus::parse)?;
     let raw_status = f.optional_str("raw_status")?;
     let description = f.optional_str("description")?;
@@ -210,17 +187,7 @@ fn decode_scan(f: &mut Fields<'_>) -> Result<CarrierScan, Rejection> {
         }
     };
     let estimated_delivery = f.optional_window("estimated_delivery")?;
-    Ok(CarrierScan {
-        carrier,
-        tracking_number,
-        order_id,
-        status,
-        sub_status,
-        raw_status,
-        description,
-        location,
-        estimated_delivery,
-    })
+    Ok(CarrierScan { carrier, tracking_number, order_id, status, sub_status, raw_status, description, location, estimated_delivery })
 }
 
 fn decode_ticket(event_type: EventType, f: &mut Fields<'_>) -> Result<TicketEvent, Rejection> {
@@ -232,10 +199,9 @@ fn decode_ticket(event_type: EventType, f: &mut Fields<'_>) -> Result<TicketEven
             channel: f.optional_enum("channel", TicketChannel::parse)?,
             priority: f.optional_enum("priority", Priority::parse)?,
         },
-        EventType::TicketEscalated => TicketDetail::Escalated {
-            department: f.optional_str("department")?,
-            priority: f.optional_enum("priority", Priority::parse)?,
-        },
+        EventType::TicketEscalated => {
+            TicketDetail::Escalated { department: f.optional_str("department")?, priority: f.optional_enum("priority", Priority::parse)? }
+        }
         EventType::TicketResolved => TicketDetail::Resolved {
             resolution: f.optional_enum("resolution", Resolution::parse)?,
             csat: match f.optional_i64("csat")? {
@@ -267,14 +233,8 @@ impl<'a> Fields<'a> {
         let entries = de.deserialize_map(EntriesVisitor).and_then(|e| de.end().map(|()| e));
         match entries {
             Ok(entries) => Ok(Fields { prefix: prefix.to_owned(), entries, nested_extra: Vec::new() }),
-            Err(e) if e.is_data() && prefix.is_empty() => {
-                Err(Rejection::new(R::NotAnObject, "the line is JSON but not an object"))
-            }
-            Err(e) if e.is_data() => Err(Rejection::at(
-                R::WrongType,
-                prefix.trim_end_matches('.'),
-                "expected an object",
-            )),
+            Err(e) if e.is_data() && prefix.is_empty() => Err(Rejection::new(R::NotAnObject, "the line is JSON but not an object")),
+            Err(e) if e.is_data() => Err(Rejection::at(R::WrongType, prefix.trim_end_matches('.'), "expected an object")),
             Err(e) => Err(Rejection::new(R::NotJson, format!("not JSON: {e}"))),
         }
     }
@@ -301,9 +261,7 @@ impl<'a> Fields<'a> {
     fn optional_str(&mut self, name: &str) -> Result<Option<String>, Rejection> {
         match self.take(name) {
             None => Ok(None),
-            Some(raw) => as_str(raw)
-                .map(|s| Some(s.into_owned()))
-                .ok_or_else(|| self.wrong_type(name, "a string", raw)),
+            Some(raw) => as_str(raw).map(|s| Some(s.into_owned())).ok_or_else(|| self.wrong_type(name, "a string", raw)),
         }
     }
 
@@ -317,11 +275,7 @@ impl<'a> Fields<'a> {
             return Err(Rejection::at(R::EmptyIdentifier, self.path(name), "identifier is empty"));
         }
         if id.len() > MAX_ID_BYTES {
-            return Err(Rejection::at(
-                R::IdentifierTooLong,
-                self.path(name),
-                format!("identifier is {} bytes, the limit is {MAX_ID_BYTES}", id.len()),
-            ));
+            return Err(Rejection::at(R::IdentifierTooLong, self.path(name), format!("identifier is {} bytes, the limit is {MAX_ID_BYTES}", id.len())));
         }
         Ok(Some(id))
     }
@@ -335,11 +289,7 @@ impl<'a> Fields<'a> {
         let code = self.required_id(name)?;
         let well_formed = code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !well_formed {
-            return Err(Rejection::at(
-                R::UnknownEnumValue,
-                self.path(name),
-                format!("carrier code {code:?} must be lower-case letters, digits, '_' or '-'"),
-            ));
+            return Err(Rejection::at(R::UnknownEnumValue, self.path(name), format!("carrier code {code:?} must be lower-case letters, digits, '_' or '-'")));
         }
         Ok(code)
     }
@@ -348,16 +298,10 @@ impl<'a> Fields<'a> {
         let Some(text) = self.optional_str(name)? else { return Ok(None) };
         match Timestamp::parse(&text) {
             Ok(t) => Ok(Some(t)),
-            Err(TimestampError::MissingOffset) => Err(Rejection::at(
-                R::TimestampWithoutOffset,
-                self.path(name),
-                format!("{text:?} has no UTC offset (add Z or ±hh:mm)"),
-            )),
-            Err(TimestampError::Malformed) => Err(Rejection::at(
-                R::BadTimestamp,
-                self.path(name),
-                format!("{text:?} is not an RFC 3339 timestamp"),
-            )),
+            Err(TimestampError::MissingOffset) => {
+                Err(Rejection::at(R::TimestampWithoutOffset, self.path(name), format!("{text:?} has no UTC offset (add Z or ±hh:mm)")))
+            }
+            Err(TimestampError::Malformed) => Err(Rejection::at(R::BadTimestamp, self.path(name), format!("{text:?} is not an RFC 3339 timestamp"))),
         }
     }
 
@@ -379,9 +323,7 @@ impl<'a> Fields<'a> {
     fn optional_i64(&mut self, name: &str) -> Result<Option<i64>, Rejection> {
         match self.take(name) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str::<i64>(raw.get())
-                .map(Some)
-                .map_err(|_| self.wrong_type(name, "an integer", raw)),
+            Some(raw) => serde_json::from_str::<i64>(raw.get()).map(Some).map_err(|_| self.wrong_type(name, "an integer", raw)),
         }
     }
 
@@ -398,22 +340,15 @@ impl<'a> Fields<'a> {
 
     fn optional_enum<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>) -> Result<Option<T>, Rejection> {
         let Some(text) = self.optional_str(name)? else { return Ok(None) };
-        parse(&text).map(Some).ok_or_else(|| {
-            Rejection::at(R::UnknownEnumValue, self.path(name), format!("{text:?} is not a known value"))
-        })
+        parse(&text).map(Some).ok_or_else(|| Rejection::at(R::UnknownEnumValue, self.path(name), format!("{text:?} is not a known value")))
     }
 
     fn optional_enum_list<T>(&mut self, name: &str, parse: fn(&str) -> Option<T>) -> Result<Vec<T>, Rejection> {
         let Some(raw) = self.take(name) else { return Ok(Vec::new()) };
-        let texts: Vec<String> =
-            serde_json::from_str(raw.get()).map_err(|_| self.wrong_type(name, "a list of strings", raw))?;
+        let texts: Vec<String> = serde_json::from_str(raw.get()).map_err(|_| self.wrong_type(name, "a list of strings", raw))?;
         texts
             .iter()
-            .map(|text| {
-                parse(text).ok_or_else(|| {
-                    Rejection::at(R::UnknownEnumValue, self.path(name), format!("{text:?} is not a known value"))
-                })
-            })
+            .map(|text| parse(text).ok_or_else(|| Rejection::at(R::UnknownEnumValue, self.path(name), format!("{text:?} is not a known value"))))
             .collect()
     }
 
@@ -605,7 +540,8 @@ mod tests {
 
     #[test]
     fn decimal_amounts_are_exact() {
-        let cases = [("0", Some(0)), ("12.5", Some(125_000)), ("-3.0001", Some(-30_001)), ("1.", None), (".5", None), ("1e3", None), ("", None), ("1.23456", None)];
+        let cases =
+            [("0", Some(0)), ("12.5", Some(125_000)), ("-3.0001", Some(-30_001)), ("1.", None), (".5", None), ("1e3", None), ("", None), ("1.23456", None)];
         for (text, expected) in cases {
             assert_eq!(parse_decimal(text), expected, "{text}");
         }

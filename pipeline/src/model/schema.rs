@@ -10,9 +10,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, Int8Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
+    ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -30,8 +29,7 @@ pub enum LakeTable {
 }
 
 impl LakeTable {
-    pub const ALL: [LakeTable; 4] =
-        [LakeTable::OrderEvents, LakeTable::CarrierEvents, LakeTable::TicketEvents, LakeTable::Quarantine];
+    pub const ALL: [LakeTable; 4] = [LakeTable::OrderEvents, LakeTable::CarrierEvents, LakeTable::TicketEvents, LakeTable::Quarantine];
 
     /// The tables that hold valid events.
     pub const EVENTS: [LakeTable; 3] = [LakeTable::OrderEvents, LakeTable::CarrierEvents, LakeTable::TicketEvents];
@@ -133,12 +131,7 @@ impl LakeTable {
             utf8("merchant_id", !matches!(self, LakeTable::OrderEvents | LakeTable::TicketEvents)),
         ];
         fields.extend(middle);
-        fields.extend([
-            utf8("extra", true),
-            utf8("source", false),
-            Field::new("source_position", DataType::Int64, false),
-            timestamp("ingested_at", false),
-        ]);
+        fields.extend([utf8("extra", true), utf8("source", false), Field::new("source_position", DataType::Int64, false), timestamp("ingested_at", false)]);
         Arc::new(Schema::new(fields))
     }
 }
@@ -248,7 +241,6 @@ pub struct OrderRows {
     reason: StringBuilder,
 }
 
-
 impl OrderRows {
     pub fn append(&mut self, event: &Event, order: &OrderEvent, lineage: &Lineage<'_>) {
         self.frame.append(event, lineage);
@@ -285,9 +277,7 @@ impl OrderRows {
         let (warehouse, shipment, reason) = match &order.detail {
             OrderDetail::FulfillmentStarted { warehouse } => (warehouse.as_deref(), None, None),
             OrderDetail::Shipped(shipment) => (None, Some(shipment), None),
-            OrderDetail::Cancelled { reason } | OrderDetail::ReturnRequested { reason } => {
-                (None, None, reason.as_deref())
-            }
+            OrderDetail::Cancelled { reason } | OrderDetail::ReturnRequested { reason } => (None, None, reason.as_deref()),
             _ => (None, None, None),
         };
         self.warehouse.append_option(warehouse);
@@ -351,7 +341,6 @@ pub struct CarrierRows {
     eta_to: TimestampMicrosecondBuilder,
 }
 
-
 impl CarrierRows {
     pub fn append(&mut self, event: &Event, scan: &CarrierScan, lineage: &Lineage<'_>) {
         self.frame.append(event, lineage);
@@ -413,7 +402,6 @@ pub struct TicketRows {
     csat: Int8Builder,
 }
 
-
 impl TicketRows {
     pub fn append(&mut self, event: &Event, ticket: &TicketEvent, lineage: &Lineage<'_>) {
         self.frame.append(event, lineage);
@@ -472,7 +460,6 @@ pub struct QuarantineRows {
     detail: StringBuilder,
     raw: BinaryBuilder,
 }
-
 
 impl QuarantineRows {
     pub fn append(&mut self, raw: &[u8], rejection: &Rejection, lineage: &Lineage<'_>) {

@@ -46,22 +46,15 @@ impl Timestamp {
         match DateTime::parse_from_rfc3339(text) {
             Ok(dt) => Ok(Self::from_datetime(&dt)),
             Err(_) => {
-                let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-                    .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"));
-                Err(if naive.is_ok() {
-                    TimestampError::MissingOffset
-                } else {
-                    TimestampError::Malformed
-                })
+                let naive =
+                    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"));
+                Err(if naive.is_ok() { TimestampError::MissingOffset } else { TimestampError::Malformed })
             }
         }
     }
 
     pub fn from_datetime(dt: &DateTime<FixedOffset>) -> Self {
-        Timestamp {
-            micros: dt.timestamp_micros(),
-            offset_minutes: (dt.offset().local_minus_utc() / 60) as i16,
-        }
+        Timestamp { micros: dt.timestamp_micros(), offset_minutes: (dt.offset().local_minus_utc() / 60) as i16 }
     }
 
     /// A UTC timestamp from microseconds since the epoch.
@@ -81,11 +74,8 @@ impl Timestamp {
 
     /// The instant in the reported offset.
     pub fn to_datetime(&self) -> DateTime<FixedOffset> {
-        let offset = FixedOffset::east_opt(i32::from(self.offset_minutes) * 60)
-            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
-        DateTime::<Utc>::from_timestamp_micros(self.micros)
-            .unwrap_or_default()
-            .with_timezone(&offset)
+        let offset = FixedOffset::east_opt(i32::from(self.offset_minutes) * 60).unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset is valid"));
+        DateTime::<Utc>::from_timestamp_micros(self.micros).unwrap_or_default().with_timezone(&offset)
     }
 
     /// RFC 3339 text in the reported offset (`Z` for UTC).

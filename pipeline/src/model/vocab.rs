@@ -57,9 +57,7 @@ impl EventType {
     pub fn stream(self) -> Stream {
         match self {
             EventType::CarrierScan => Stream::Carrier,
-            EventType::TicketOpened | EventType::TicketEscalated | EventType::TicketResolved => {
-                Stream::Tickets
-            }
+            EventType::TicketOpened | EventType::TicketEscalated | EventType::TicketResolved => Stream::Tickets,
             _ => Stream::Orders,
         }
     }

@@ -16,10 +16,7 @@ use crate::model::{ParcelStatus, Timestamp, Window};
 use crate::stream::order::{OrderStatus, OrderView};
 
 /// The languages built in, with their templates.
-const BUILTIN: [(&str, &str); 2] = [
-    ("en", include_str!("../../templates/status/en.jinja")),
-    ("de", include_str!("../../templates/status/de.jinja")),
-];
+const BUILTIN: [(&str, &str); 2] = [("en", include_str!("../../templates/status/en.jinja")), ("de", include_str!("../../templates/status/de.jinja"))];
 
 /// The language used when the caller accepts none of ours.
 pub const DEFAULT_LANGUAGE: &str = "en";
@@ -56,8 +53,7 @@ impl StatusTexts {
         }
         let mut languages = Vec::new();
         for (language, text) in templates {
-            env.add_template_owned(language.clone(), text)
-                .map_err(|e| TemplateError::Template { language: language.clone(), message: e.to_string() })?;
+            env.add_template_owned(language.clone(), text).map_err(|e| TemplateError::Template { language: language.clone(), message: e.to_string() })?;
             languages.push(language);
         }
         languages.sort();
@@ -82,11 +78,9 @@ impl StatusTexts {
     /// The order's status in `language`, as of `now`.
     pub fn render(&self, language: &str, order: &OrderView<'_>, now: DateTime<Utc>) -> Result<String, TemplateError> {
         let facts = StatusFacts::of(order, now);
-        let template = self
-            .env
-            .get_template(language)
-            .map_err(|e| TemplateError::Template { language: language.to_owned(), message: e.to_string() })?;
-        let text = template.render(minijinja::value::Serde(&facts)).map_err(|e| TemplateError::Template { language: language.to_owned(), message: e.to_string() })?;
+        let template = self.env.get_template(language).map_err(|e| TemplateError::Template { language: language.to_owned(), message: e.to_string() })?;
+        let text =
+            template.render(minijinja::value::Serde(&facts)).map_err(|e| TemplateError::Template { language: language.to_owned(), message: e.to_string() })?;
         Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 }
@@ -181,10 +175,13 @@ pub fn carrier_name(code: &str) -> String {
         "sf_express" => "SF Express".into(),
         "cainiao" => "Cainiao".into(),
         other => {
-            let mut words: Vec<String> = other.split(['_', '-']).map(|w| {
-                let mut chars = w.chars();
-                chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
-            }).collect();
+            let mut words: Vec<String> = other
+                .split(['_', '-'])
+                .map(|w| {
+                    let mut chars = w.chars();
+                    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+                })
+                .collect();
             words.retain(|w| !w.is_empty());
             words.join(" ")
         }
@@ -224,7 +221,13 @@ impl StatusFacts {
             scan: scan.map(|s| moment(s.at)),
             delivered: delivered.map(|s| moment(s.at)),
             eta,
-            ship_by: view.order.checkout.as_ref().and_then(|c| c.ship_by).filter(|_| matches!(status, OrderStatus::Created | OrderStatus::Paid | OrderStatus::Fulfilling)).map(moment),
+            ship_by: view
+                .order
+                .checkout
+                .as_ref()
+                .and_then(|c| c.ship_by)
+                .filter(|_| matches!(status, OrderStatus::Created | OrderStatus::Paid | OrderStatus::Fulfilling))
+                .map(moment),
         }
     }
 }

@@ -20,7 +20,11 @@ pub enum NdjsonInput {
 impl NdjsonInput {
     /// `-` means standard input.
     pub fn from_arg(arg: &str) -> Self {
-        if arg == "-" { NdjsonInput::Stdin } else { NdjsonInput::File(PathBuf::from(arg)) }
+        if arg == "-" {
+            NdjsonInput::Stdin
+        } else {
+            NdjsonInput::File(PathBuf::from(arg))
+        }
     }
 
     /// The source id recorded in the lake's `txn` actions. A file is identified by its
@@ -70,12 +74,7 @@ fn sniff(path: &Path) -> io::Result<Compression> {
 /// Reads `input` from after `resume_after` to the end, pushing chunks into `tx`.
 /// `on_progress` is told the number of bytes read so far. Returns the bytes read, or stops
 /// early (Ok) if the receiver went away.
-pub fn read_ndjson(
-    input: &NdjsonInput,
-    resume_after: Option<i64>,
-    tx: &ChunkSender,
-    on_progress: &dyn Fn(u64),
-) -> io::Result<u64> {
+pub fn read_ndjson(input: &NdjsonInput, resume_after: Option<i64>, tx: &ChunkSender, on_progress: &dyn Fn(u64)) -> io::Result<u64> {
     let start = resume_after.unwrap_or(0).max(0) as u64;
     let reader: Box<dyn BufRead> = match input {
         NdjsonInput::Stdin => Box::new(BufReader::with_capacity(1 << 20, io::stdin())),

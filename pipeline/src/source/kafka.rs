@@ -151,8 +151,7 @@ impl ConsumerContext for ConsumerHooks {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
-            let assigned: Vec<(String, i32)> =
-                partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            let assigned: Vec<(String, i32)> = partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
             tracing::info!(?assigned, "partitions assigned");
             if let Ok(mut news) = self.news.lock() {
                 news.assigned = Some(assigned);

@@ -80,13 +80,7 @@ impl Arrivals {
 
 impl DedupWindow {
     pub fn new(window_micros: i64, max_ids: usize) -> Self {
-        DedupWindow {
-            window_micros,
-            max_ids: max_ids.max(1),
-            seen: AHashSet::new(),
-            by_arrival: VecDeque::new(),
-            arrival_runs: VecDeque::new(),
-        }
+        DedupWindow { window_micros, max_ids: max_ids.max(1), seen: AHashSet::new(), by_arrival: VecDeque::new(), arrival_runs: VecDeque::new() }
     }
 
     /// Records `event_id` as arrived at `arrival_micros`; `true` the first time, `false`
@@ -222,8 +216,8 @@ mod tests {
             let mut rows = Vec::new();
             for i in 0..500i64 {
                 let id = format!("e{}", i % 450); // some ids arrive twice
-                // In chunks of 5 sharing an arrival time (the caps are whole chunks: which
-                // ids of a chunk stay at the cap is not decided by time).
+                                                  // In chunks of 5 sharing an arrival time (the caps are whole chunks: which
+                                                  // ids of a chunk stay at the cap is not decided by time).
                 let arrival = i / 5 * HOUR / 10;
                 inserted.insert(&id, arrival);
                 rows.push((arrival, DedupWindow::key_of(&id)));

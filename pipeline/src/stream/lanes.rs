@@ -52,12 +52,7 @@ pub struct LaneStats {
 
 impl Default for LaneStats {
     fn default() -> Self {
-        LaneStats {
-            delivered: 0,
-            on_time: 0,
-            with_promise: 0,
-            transit_hours: DDSketch::new(Config::new(SKETCH_ACCURACY, SKETCH_BINS, SKETCH_MIN_HOURS)),
-        }
+        LaneStats { delivered: 0, on_time: 0, with_promise: 0, transit_hours: DDSketch::new(Config::new(SKETCH_ACCURACY, SKETCH_BINS, SKETCH_MIN_HOURS)) }
     }
 }
 

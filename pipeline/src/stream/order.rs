@@ -606,12 +606,7 @@ impl OrderView<'_> {
     /// The delivery window the customer should expect now: the carrier's latest ETA of
     /// the parcel still on its way that is expected last, or the promise made at checkout.
     pub fn current_eta(&self) -> Option<Window> {
-        let carrier = self
-            .parcels
-            .iter()
-            .filter(|p| p.status().is_some_and(|s| !is_final(s)))
-            .filter_map(|p| p.carrier_eta())
-            .max_by_key(|w| w.to.micros);
+        let carrier = self.parcels.iter().filter(|p| p.status().is_some_and(|s| !is_final(s))).filter_map(|p| p.carrier_eta()).max_by_key(|w| w.to.micros);
         carrier.or_else(|| self.order.checkout.as_ref().and_then(|c| c.promised_delivery))
     }
 }
@@ -660,10 +655,10 @@ mod tests {
     fn a_parcel_key_is_the_same_text_whether_shared_or_built() {
         let long = "X".repeat(70);
         let cases: &[(&str, &str, bool)] = &[
-            ("dhl", "JD014600006281", true),         // inline
-            ("cainiao", "LP28492204284645", true),   // 24 bytes: shared from the map
-            ("cainiao", "LP28492204284646", false),  // long, not in the map: built
-            ("usps", long.as_str(), true),           // longer than the stack buffer: built
+            ("dhl", "JD014600006281", true),        // inline
+            ("cainiao", "LP28492204284645", true),  // 24 bytes: shared from the map
+            ("cainiao", "LP28492204284646", false), // long, not in the map: built
+            ("usps", long.as_str(), true),          // longer than the stack buffer: built
         ];
         let mut parcels: ahash::AHashMap<Key, ParcelState> = Default::default();
         for &(carrier, tracking, present) in cases {

@@ -153,14 +153,8 @@ pub fn order_status_batch(state: &StreamState, changes: &Changes) -> Result<Reco
     }
     let rows: Vec<StatusRow> = by_id.into_values().collect();
     let text = |f: &dyn Fn(&StatusRow) -> Option<&str>| Arc::new(StringArray::from_iter(rows.iter().map(f))) as ArrayRef;
-    let time = |f: &dyn Fn(&StatusRow) -> Option<i64>| {
-        Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)).with_timezone("UTC")) as ArrayRef
-    };
-    let mut columns = vec![
-        text(&|r| Some(r.order_id.as_str())),
-        text(&|r| r.merchant_id.as_deref()),
-        text(&|r| Some(r.status)),
-    ];
+    let time = |f: &dyn Fn(&StatusRow) -> Option<i64>| Arc::new(TimestampMicrosecondArray::from_iter(rows.iter().map(f)).with_timezone("UTC")) as ArrayRef;
+    let mut columns = vec![text(&|r| Some(r.order_id.as_str())), text(&|r| r.merchant_id.as_deref()), text(&|r| Some(r.status))];
     columns.extend((0..11).map(|i| time(&move |r: &StatusRow| r.milestones[i])));
     columns.extend([
         Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.parcels))) as ArrayRef,
@@ -254,11 +248,6 @@ pub async fn append_timer_firings(lake: &Lake, seq: u64, firings: &[TimerFiring]
     }
     let batch = timer_firings_batch(firings).map_err(|e| derived(TIMER_FIRINGS, e))?;
     let properties = CommitProperties::default().with_application_transactions(vec![Transaction::new(APP_ID, seq as i64)]);
-    table
-        .write([batch])
-        .with_save_mode(SaveMode::Append)
-        .with_commit_properties(properties)
-        .await
-        .map_err(|e| derived(TIMER_FIRINGS, e))?;
+    table.write([batch]).with_save_mode(SaveMode::Append).with_commit_properties(properties).await.map_err(|e| derived(TIMER_FIRINGS, e))?;
     Ok(())
 }

@@ -90,10 +90,7 @@ impl Processor {
             }
             None => (StreamState::new(options.settings.clone()), BTreeMap::new(), 0, Vec::new()),
         };
-        let tails = FOLLOWED
-            .into_iter()
-            .map(|(table, _)| TableTail::new(lake, table, positions.get(table.name()).copied()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tails = FOLLOWED.into_iter().map(|(table, _)| TableTail::new(lake, table, positions.get(table.name()).copied())).collect::<Result<Vec<_>, _>>()?;
         let mut processor = Processor {
             lake: lake.clone(),
             options,
@@ -254,7 +251,11 @@ impl Processor {
             let pause = match self.step(16).await {
                 Ok(progress) => {
                     backoff = Duration::ZERO;
-                    if progress.events > 0 { Duration::ZERO } else { self.options.poll_interval }
+                    if progress.events > 0 {
+                        Duration::ZERO
+                    } else {
+                        self.options.poll_interval
+                    }
                 }
                 Err(error) => {
                     backoff = (backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));

@@ -522,7 +522,8 @@ impl StreamState {
             TimerKind::LabelNotScanned => {
                 let parcel = self.parcels.get(subject)?;
                 let shipped_at = parcel.shipped.as_ref()?.at.micros;
-                let moved = parcel.scans.iter().take_while(|s| s.at.micros <= due).any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
+                let moved =
+                    parcel.scans.iter().take_while(|s| s.at.micros <= due).any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
                 shipped_at + settings.label_scan_after == due && !moved
             }
             TimerKind::NoScanFor => self.parcels.get(subject)?.quiet_at(due, settings.no_scan_after),
@@ -677,13 +678,7 @@ impl StreamState {
 }
 
 /// A new parcel under `key`: nobody owns it yet.
-fn new_parcel<'a>(
-    parcels: &'a mut HashMap<Key, ParcelState>,
-    sweep: &mut SweepIndex,
-    key: &Key,
-    carrier: &str,
-    tracking_number: &str,
-) -> &'a mut ParcelState {
+fn new_parcel<'a>(parcels: &'a mut HashMap<Key, ParcelState>, sweep: &mut SweepIndex, key: &Key, carrier: &str, tracking_number: &str) -> &'a mut ParcelState {
     sweep.unowned.insert(key.clone());
     parcels.entry(key.clone()).or_insert_with(|| ParcelState::new(carrier, tracking_number))
 }
@@ -852,7 +847,8 @@ mod tests {
 
     #[test]
     fn duplicates_change_nothing_and_are_counted() {
-        let events = [created("o1", 0, 24), shipped("o1", "T1", 2), shipped("o1", "T1", 2), scan("T1", 3, "in_transit", None), scan("T1", 3, "in_transit", None)];
+        let events =
+            [created("o1", 0, 24), shipped("o1", "T1", 2), shipped("o1", "T1", 2), scan("T1", 3, "in_transit", None), scan("T1", 3, "in_transit", None)];
         let (state, _) = run(&events, 4);
         assert_eq!(state.counters().duplicates, 2);
         assert_eq!(state.counters().applied, 3);

@@ -44,14 +44,7 @@ pub struct TableTail {
 impl TableTail {
     /// A tail that hands out the rows committed after `version` (all rows if `None`).
     pub fn new(lake: &Lake, table: LakeTable, version: Option<i64>) -> Result<Self, LakeError> {
-        Ok(TableTail {
-            lake: lake.clone(),
-            table,
-            store: lake.object_store(table.name())?,
-            version,
-            pending: Vec::new(),
-            pending_version: None,
-        })
+        Ok(TableTail { lake: lake.clone(), table, store: lake.object_store(table.name())?, version, pending: Vec::new(), pending_version: None })
     }
 
     pub fn table(&self) -> LakeTable {

@@ -119,7 +119,11 @@ impl Timers {
 
     /// The next timer due at or before `watermark`, taken out of the set.
     pub fn pop_due(&mut self, watermark: i64) -> Option<Timer> {
-        if self.pending.first()?.due <= watermark { self.pending.pop_first() } else { None }
+        if self.pending.first()?.due <= watermark {
+            self.pending.pop_first()
+        } else {
+            None
+        }
     }
 
     pub fn len(&self) -> usize {

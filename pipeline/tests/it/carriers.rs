@@ -51,7 +51,8 @@ async fn carrier_webhooks_land_once_and_bad_payloads_are_quarantined() {
     }
 
     // Unknown codes, counted per carrier and code from the lake.
-    let answer: Value = serde_json::from_slice(&client.get(format!("{}/v1/carriers/unknown-codes", server.base)).send().await.unwrap().bytes().await.unwrap()).unwrap();
+    let answer: Value =
+        serde_json::from_slice(&client.get(format!("{}/v1/carriers/unknown-codes", server.base)).send().await.unwrap().bytes().await.unwrap()).unwrap();
     assert_eq!(answer["rows"][0]["carrier"], "ups");
     assert_eq!(answer["rows"][0]["code"], "QV/Q1");
     assert_eq!(answer["rows"][0]["scans"], 1);
@@ -63,7 +64,12 @@ fn carriers_map_prints_the_canonical_scans_of_a_payload() {
     let output = run_ok(orderpulse().args(["carriers", "map", "--carrier", "sf_express"]).arg(format!("{root}/sf_express/route-push.json")));
     let expected = std::fs::read_to_string(format!("{root}/sf_express/route-push.expected.ndjson")).unwrap();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
-    let generic = run_ok(orderpulse().args(["carriers", "map", "--carrier", "acme", "--mapping"]).arg(format!("{root}/acme/mapping.toml")).arg(format!("{root}/acme/webhook.json")));
+    let generic = run_ok(
+        orderpulse()
+            .args(["carriers", "map", "--carrier", "acme", "--mapping"])
+            .arg(format!("{root}/acme/mapping.toml"))
+            .arg(format!("{root}/acme/webhook.json")),
+    );
     assert!(String::from_utf8_lossy(&generic.stderr).contains("unknown code: acme \"XYZ\""));
     let refused = orderpulse().args(["carriers", "map", "--carrier", "fedex"]).arg(format!("{root}/ups/two-packages.json")).output().unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);

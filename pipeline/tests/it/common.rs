@@ -23,12 +23,7 @@ pub fn orderpulse() -> Command {
 /// Runs a command to completion, failing the test with its stderr if it fails.
 pub fn run_ok(command: &mut Command) -> Output {
     let output = command.output().expect("the binary starts");
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{command:?} failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stderr));
     output
 }
 
@@ -107,10 +102,7 @@ pub async fn lake_counts(lake: &Lake) -> LakeCounts {
 
 /// The malformed-line counts of a ground truth, as the quarantine table names them.
 pub fn truth_malformed(truth: &Value) -> BTreeMap<String, i64> {
-    truth["malformed"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect())
-        .unwrap_or_default()
+    truth["malformed"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect()).unwrap_or_default()
 }
 
 /// The Python with `deltalake` and `duckdb` that `make test` installs.

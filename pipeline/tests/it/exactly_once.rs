@@ -44,7 +44,22 @@ async fn kill_nine_during_file_ingest_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (events, truth) = simulate(
         dir.path(),
-        &["--days", "4", "--orders-per-day", "1500", "--seed", "11", "--duplicates", "0.02", "--out-of-order", "0.02", "--late", "0.01", "--malformed", "0.005"],
+        &[
+            "--days",
+            "4",
+            "--orders-per-day",
+            "1500",
+            "--seed",
+            "11",
+            "--duplicates",
+            "0.02",
+            "--out-of-order",
+            "0.02",
+            "--late",
+            "0.01",
+            "--malformed",
+            "0.005",
+        ],
     );
     let lake = dir.path().join("lake");
     let ingest = || {
@@ -86,12 +101,7 @@ async fn duplicates_across_inputs_are_recognised_and_stdin_works() {
     let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
     std::io::copy(&mut std::fs::File::open(&events).unwrap(), &mut encoder).unwrap();
     encoder.finish().unwrap();
-    let output = run_ok(
-        orderpulse()
-            .args(["ingest", "-", "--json", "--lake"])
-            .arg(&lake)
-            .stdin(std::fs::File::open(&events).unwrap()),
-    );
+    let output = run_ok(orderpulse().args(["ingest", "-", "--json", "--lake"]).arg(&lake).stdin(std::fs::File::open(&events).unwrap()));
     let stats: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(stats["accepted"], 0, "{stats}");
     assert_eq!(stats["duplicates"], truth["events"], "{stats}");

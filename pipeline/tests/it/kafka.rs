@@ -48,12 +48,13 @@ async fn kafka_to_lake_is_exactly_once_across_kills_and_rebalances() {
     }
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let (_, truth) = simulate(
-        dir.path(),
-        &["--days", "4", "--orders-per-day", "2600", "--seed", "77", "--duplicates", "0.01", "--malformed", "0.002"],
-    );
+    let (_, truth) = simulate(dir.path(), &["--days", "4", "--orders-per-day", "2600", "--seed", "77", "--duplicates", "0.01", "--malformed", "0.002"]);
     // The same simulation, produced into Kafka.
-    run_ok(orderpulse().args(["simulate", "--days", "4", "--orders-per-day", "2600", "--seed", "77", "--duplicates", "0.01", "--malformed", "0.002", "--to"]).arg(format!("kafka://{brokers}")));
+    run_ok(
+        orderpulse()
+            .args(["simulate", "--days", "4", "--orders-per-day", "2600", "--seed", "77", "--duplicates", "0.01", "--malformed", "0.002", "--to"])
+            .arg(format!("kafka://{brokers}")),
+    );
     assert!(truth["events"].as_i64().unwrap() >= 100_000, "{truth}");
 
     // Poisoned messages in orders partition 0: not JSON, a wrong type, oversized.

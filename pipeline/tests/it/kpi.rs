@@ -108,9 +108,7 @@ async fn every_kpi_matches_duckdb_and_the_simulated_rates_are_recovered() {
     };
     let on_time = by_carrier(run_kpi(&engine, "on_time_delivery_rate", None, "carrier").await);
     let first_attempt = by_carrier(run_kpi(&engine, "first_attempt_delivery_rate", None, "carrier").await);
-    let exceptions = by_carrier(
-        run_kpi(&engine, "exception_rate", None, "carrier").await.into_iter().filter(|row| row["sub_status"] == "any").collect(),
-    );
+    let exceptions = by_carrier(run_kpi(&engine, "exception_rate", None, "carrier").await.into_iter().filter(|row| row["sub_status"] == "any").collect());
     for (carrier, on_time_rate, failed_rate, exception_rate) in CARRIERS {
         let checks = [
             ("on-time rate", &on_time[carrier], "on_time_rate", "delivered", on_time_rate),
@@ -137,7 +135,11 @@ async fn kpis_over_http_and_the_command_line() {
     assert!(!expected.is_empty());
 
     // The command line.
-    let cli = run_ok(orderpulse().args(["kpi", "on_time_delivery_rate", "--merchant", "m_lotus", "--group-by", "day", "--from", FROM, "--to", TO, "--format", "json", "--lake"]).arg(&lake));
+    let cli = run_ok(
+        orderpulse()
+            .args(["kpi", "on_time_delivery_rate", "--merchant", "m_lotus", "--group-by", "day", "--from", FROM, "--to", TO, "--format", "json", "--lake"])
+            .arg(&lake),
+    );
     let printed: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!(printed, expected);
     let refused = orderpulse().args(["kpi", "on_time_delivery_rate", "--group-by", "colour", "--lake"]).arg(&lake).output().unwrap();
@@ -240,11 +242,14 @@ async fn rollups_add_up_to_the_kpis_and_late_events_correct_their_day() {
     let merchant_days = |merchant: &'static str| {
         let lake = local_lake(&lake);
         async move {
-            crate::common::query(&lake, &format!("SELECT CAST(day AS VARCHAR) AS day, orders FROM kpi_daily_orders WHERE merchant_id = '{merchant}' ORDER BY day"))
-                .await
-                .into_iter()
-                .map(|row| (row["day"].as_str().unwrap().to_owned(), row["orders"].as_i64().unwrap()))
-                .collect::<Vec<_>>()
+            crate::common::query(
+                &lake,
+                &format!("SELECT CAST(day AS VARCHAR) AS day, orders FROM kpi_daily_orders WHERE merchant_id = '{merchant}' ORDER BY day"),
+            )
+            .await
+            .into_iter()
+            .map(|row| (row["day"].as_str().unwrap().to_owned(), row["orders"].as_i64().unwrap()))
+            .collect::<Vec<_>>()
         }
     };
     let date = |t: chrono::DateTime<chrono::Utc>| t.date_naive().to_string();

@@ -96,7 +96,10 @@ async fn queries_past_their_limits_are_cancelled_over_http_and_postgres_and_the_
     let cases = [
         ("SELECT count(*) FROM order_events GROUP BY event_id", "too_many_rows"),
         ("SELECT * FROM carrier_events LIMIT 40", "result_too_large"),
-        ("SELECT count(DISTINCT a.event_id || b.event_id) FROM carrier_events a JOIN carrier_events b ON a.tracking_number = b.tracking_number", "query_memory_exceeded"),
+        (
+            "SELECT count(DISTINCT a.event_id || b.event_id) FROM carrier_events a JOIN carrier_events b ON a.tracking_number = b.tracking_number",
+            "query_memory_exceeded",
+        ),
         ("SELECT count(*) FROM generate_series(1, 100000000000)", "query_timeout"),
     ];
     for (query, code) in cases {

@@ -99,8 +99,7 @@ impl Drop for MotoS3 {
 async fn kill_nine_during_ingest_into_s3_loses_and_doubles_nothing() {
     let s3 = MotoS3::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (events, truth) =
-        simulate(dir.path(), &["--days", "2", "--orders-per-day", "1500", "--seed", "31", "--duplicates", "0.02", "--malformed", "0.005"]);
+    let (events, truth) = simulate(dir.path(), &["--days", "2", "--orders-per-day", "1500", "--seed", "31", "--duplicates", "0.02", "--malformed", "0.005"]);
     let env = s3.env();
     let ingest = || {
         let mut command = orderpulse();

@@ -193,7 +193,8 @@ async fn run_answers_where_an_order_is_from_the_stream_state() {
     let answer: Value = serde_json::from_str(&body).unwrap();
     let text = answer["text"].as_str().unwrap();
     assert!(text.contains(&order_id) && text.ends_with('.'), "{text}");
-    let (status, german, language) = get(&client, &text_url, &[("authorization", &lotus), ("accept-language", "de-DE, de;q=0.9, en;q=0.5"), ("accept", "text/plain")]).await;
+    let (status, german, language) =
+        get(&client, &text_url, &[("authorization", &lotus), ("accept-language", "de-DE, de;q=0.9, en;q=0.5"), ("accept", "text/plain")]).await;
     assert_eq!((status, language.as_deref()), (200, Some("de")));
     assert!(german.contains(&order_id) && german != text && german.contains("Ihre"), "{german}");
 

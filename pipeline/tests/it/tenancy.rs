@@ -45,7 +45,12 @@ async fn sql_as(client: &reqwest::Client, base: &str, key: Option<&str>, query: 
 /// The distinct values of the first column of a JSON answer.
 fn first_column(body: &[u8]) -> BTreeSet<String> {
     let answer: Value = serde_json::from_slice(body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)));
-    answer["rows"].as_array().unwrap_or_else(|| panic!("no rows: {answer}")).iter().map(|row| row.as_object().unwrap().values().next().unwrap().to_string().trim_matches('"').to_owned()).collect()
+    answer["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rows: {answer}"))
+        .iter()
+        .map(|row| row.as_object().unwrap().values().next().unwrap().to_string().trim_matches('"').to_owned())
+        .collect()
 }
 
 fn psql(port: u16, user: &str, password: &str, query: &str) -> (bool, String, String) {
@@ -153,7 +158,8 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
         let (status, body) = sql_as(&client, &base, Some(LOTUS), query, "application/json").await;
         assert_eq!((status, first_column(&body)), (200, BTreeSet::from([expected.to_string()])), "{query}");
     }
-    let (_, body) = sql_as(&client, &base, Some(LOTUS), "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", "application/json").await;
+    let (_, body) =
+        sql_as(&client, &base, Some(LOTUS), "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", "application/json").await;
     let listed = first_column(&body);
     let known: BTreeSet<String> = [
         "order_events",

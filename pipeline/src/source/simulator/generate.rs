@@ -111,7 +111,15 @@ impl<'a> Builder<'a> {
         self.order_event(fulfilment, origin, "order.fulfillment_started", json!({"warehouse": format!("wh-{}", origin.code)}));
 
         // Parcels.
-        let parcel_count = if self.chance(behaviour.multi_parcel_rate) { if self.chance(0.2) { 3 } else { 2 } } else { 1 };
+        let parcel_count = if self.chance(behaviour.multi_parcel_rate) {
+            if self.chance(0.2) {
+                3
+            } else {
+                2
+            }
+        } else {
+            1
+        };
         self.out.parcels = parcel_count;
         let mut parcels = Vec::new();
         for index in 0..parcel_count {
@@ -125,12 +133,8 @@ impl<'a> Builder<'a> {
         let carrier_code = self.first_carrier.clone();
         let on_time_rate = scenario.carrier(&carrier_code).map_or(0.9, |c| c.on_time_rate);
         let planned = first.planned_delivery.unwrap_or(created + 5 * DAY);
-        let promised_to = if self.chance(on_time_rate) {
-            planned + self.hours_between(1.0, 48.0)
-        } else {
-            planned - self.hours_between(4.0, 72.0)
-        }
-        .max(created + 12 * HOUR);
+        let promised_to =
+            if self.chance(on_time_rate) { planned + self.hours_between(1.0, 48.0) } else { planned - self.hours_between(4.0, 72.0) }.max(created + 12 * HOUR);
         let promised = (promised_to - 2 * DAY, promised_to);
         let ship_by = created + (merchant.ship_sla_hours * HOUR as f64) as i64;
         self.push_created(created, origin, destination, Some(promised), Some(ship_by));
@@ -209,12 +213,7 @@ impl<'a> Builder<'a> {
         let international = origin.country != destination.country;
         let service = self.pick_service(carrier, international);
         let tracking = tracking_number(&carrier.code, &self.order_id, index);
-        self.order_event(
-            shipped,
-            origin,
-            "order.shipped",
-            json!({"carrier": carrier.code, "tracking_number": tracking, "service_level": service.name}),
-        );
+        self.order_event(shipped, origin, "order.shipped", json!({"carrier": carrier.code, "tracking_number": tracking, "service_level": service.name}));
         let scan = ScanContext { carrier: carrier.code.clone(), tracking: tracking.clone() };
         let label = shipped + self.minutes_between(5.0, 60.0);
         self.scan(&scan, label, origin, ParcelStatus::InfoReceived, None, "Shipment information received", None);
@@ -225,9 +224,7 @@ impl<'a> Builder<'a> {
 
         // Transit: log-normal around the lane's median, longer in peaks and incidents.
         let pickup = label + self.lognormal_hours(5.0, 0.5);
-        let median = scenario
-            .lane_median_hours(&carrier.code, &service.name, origin.code, destination.code)
-            .unwrap_or(service.base_hours);
+        let median = scenario.lane_median_hours(&carrier.code, &service.name, origin.code, destination.code).unwrap_or(service.base_hours);
         let peak = scenario.peaks.iter().find(|p| pickup >= micros(&p.from) && pickup < micros(&p.to)).map_or(1.0, |p| p.transit);
         let transit_hours = self.lognormal(median, service.sigma) * peak;
         let mut slowdown = 1.0;
@@ -376,11 +373,8 @@ impl<'a> Builder<'a> {
             let mut fields = base;
             fields["resolution"] = json!(resolution);
             if self.chance(0.6) {
-                let weights: [(u8, f64); 5] = if late {
-                    [(1, 0.3), (2, 0.3), (3, 0.2), (4, 0.1), (5, 0.1)]
-                } else {
-                    [(1, 0.03), (2, 0.05), (3, 0.12), (4, 0.35), (5, 0.45)]
-                };
+                let weights: [(u8, f64); 5] =
+                    if late { [(1, 0.3), (2, 0.3), (3, 0.2), (4, 0.1), (5, 0.1)] } else { [(1, 0.03), (2, 0.05), (3, 0.12), (4, 0.35), (5, 0.45)] };
                 fields["csat"] = json!(*self.weighted(&weights));
             }
             let at = opened + self.lognormal_hours(8.0, 1.0);

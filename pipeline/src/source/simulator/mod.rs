@@ -124,13 +124,8 @@ impl Simulator {
     /// The ground truth so far; complete once the iterator is exhausted.
     pub fn truth(&self) -> GroundTruth {
         let mut truth = self.truth.clone();
-        truth.incidents = self
-            .scenario
-            .incidents
-            .iter()
-            .zip(&self.affected)
-            .map(|(incident, n)| IncidentTruth { incident: incident.clone(), affected_orders: *n })
-            .collect();
+        truth.incidents =
+            self.scenario.incidents.iter().zip(&self.affected).map(|(incident, n)| IncidentTruth { incident: incident.clone(), affected_orders: *n }).collect();
         truth
     }
 
@@ -244,9 +239,7 @@ impl Iterator for Simulator {
 /// A second of the local day, shaped like online shopping: quiet at night, busy at
 /// lunchtime and in the evening.
 fn diurnal_second(rng: &mut ChaCha8Rng) -> i64 {
-    const HOURLY: [f64; 24] = [
-        0.4, 0.25, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.1, 1.2, 1.3, 1.4, 1.3, 1.2, 1.1, 1.1, 1.2, 1.4, 1.7, 1.9, 1.8, 1.3, 0.8,
-    ];
+    const HOURLY: [f64; 24] = [0.4, 0.25, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 0.9, 1.1, 1.2, 1.3, 1.4, 1.3, 1.2, 1.1, 1.1, 1.2, 1.4, 1.7, 1.9, 1.8, 1.3, 0.8];
     let total: f64 = HOURLY.iter().sum();
     let mut x = rng.random_range(0.0..total);
     let mut hour = 23;
@@ -332,7 +325,14 @@ mod tests {
         let truth = sim.truth();
         assert_eq!(truth.events, lines.len() as u64);
         assert_eq!(truth.lines, lines.len() as u64);
-        for status in [ParcelStatus::InfoReceived, ParcelStatus::InTransit, ParcelStatus::OutForDelivery, ParcelStatus::Delivered, ParcelStatus::FailedAttempt, ParcelStatus::Exception] {
+        for status in [
+            ParcelStatus::InfoReceived,
+            ParcelStatus::InTransit,
+            ParcelStatus::OutForDelivery,
+            ParcelStatus::Delivered,
+            ParcelStatus::FailedAttempt,
+            ParcelStatus::Exception,
+        ] {
             assert!(statuses.contains(&status), "no {status} scan in {statuses:?}");
         }
     }

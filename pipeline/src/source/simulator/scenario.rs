@@ -178,9 +178,9 @@ pub enum Incident {
 impl Incident {
     pub fn window(&self) -> (DateTime<Utc>, DateTime<Utc>) {
         match self {
-            Incident::CarrierSlowdown { from, to, .. }
-            | Incident::MerchantStopsShipping { from, to, .. }
-            | Incident::TicketSurge { from, to, .. } => (*from, *to),
+            Incident::CarrierSlowdown { from, to, .. } | Incident::MerchantStopsShipping { from, to, .. } | Incident::TicketSurge { from, to, .. } => {
+                (*from, *to)
+            }
         }
     }
 }
@@ -237,9 +237,7 @@ pub fn distance_factor(origin: &Region, destination: &Region) -> f64 {
 impl Scenario {
     /// The median pickup-to-first-attempt hours of a lane, before incidents and peaks.
     pub fn lane_median_hours(&self, carrier: &str, service: &str, origin: &str, destination: &str) -> Option<f64> {
-        if let Some(lane) = self.lanes.iter().find(|l| {
-            l.carrier == carrier && l.service == service && l.origin == origin && l.destination == destination
-        }) {
+        if let Some(lane) = self.lanes.iter().find(|l| l.carrier == carrier && l.service == service && l.origin == origin && l.destination == destination) {
             return Some(lane.median_hours);
         }
         let service = self.carrier(carrier)?.services.iter().find(|s| s.name == service)?;
@@ -253,7 +251,11 @@ impl Scenario {
     /// Checks that every reference resolves and every rate is a probability.
     pub fn validate(&self) -> Result<(), String> {
         let probability = |name: &str, value: f64| {
-            if (0.0..=1.0).contains(&value) { Ok(()) } else { Err(format!("{name} = {value} is not between 0 and 1")) }
+            if (0.0..=1.0).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {value} is not between 0 and 1"))
+            }
         };
         if self.days == 0 || self.orders_per_day.is_nan() || self.orders_per_day <= 0.0 {
             return Err("days and orders_per_day must be positive".into());
@@ -363,10 +365,26 @@ impl Default for Scenario {
                 },
             ],
             carriers: vec![
-                carrier("ups", 0.92, 0.05, 0.03, vec![service("ground", 60.0, 0.35, 0.7, false), service("2day", 40.0, 0.2, 0.3, false), service("worldwide_saver", 60.0, 0.3, 0.0, true)]),
+                carrier(
+                    "ups",
+                    0.92,
+                    0.05,
+                    0.03,
+                    vec![service("ground", 60.0, 0.35, 0.7, false), service("2day", 40.0, 0.2, 0.3, false), service("worldwide_saver", 60.0, 0.3, 0.0, true)],
+                ),
                 carrier("fedex", 0.94, 0.04, 0.025, vec![service("ground", 56.0, 0.3, 0.6, false), service("express", 22.0, 0.2, 0.4, false)]),
                 carrier("usps", 0.88, 0.06, 0.04, vec![service("priority", 50.0, 0.4, 0.5, false), service("ground_advantage", 80.0, 0.45, 0.5, false)]),
-                carrier("dhl", 0.93, 0.05, 0.03, vec![service("paket", 30.0, 0.35, 0.8, false), service("express", 20.0, 0.2, 0.2, false), service("express_worldwide", 36.0, 0.25, 0.0, true)]),
+                carrier(
+                    "dhl",
+                    0.93,
+                    0.05,
+                    0.03,
+                    vec![
+                        service("paket", 30.0, 0.35, 0.8, false),
+                        service("express", 20.0, 0.2, 0.2, false),
+                        service("express_worldwide", 36.0, 0.25, 0.0, true),
+                    ],
+                ),
                 carrier("sf_express", 0.95, 0.03, 0.02, vec![service("standard", 30.0, 0.3, 1.0, false), service("international", 120.0, 0.35, 0.0, true)]),
                 carrier("cainiao", 0.85, 0.04, 0.05, vec![service("standard", 60.0, 0.5, 1.0, false), service("international", 200.0, 0.45, 0.0, true)]),
             ],
