@@ -14,10 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-
-use serde::Serialize;
 
 use super::{DecodedChunk, IngestOptions, Ingestor, LineOutcome};
 use crate::lake::{Lake, LakeError};

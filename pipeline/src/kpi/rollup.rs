@@ -55,7 +55,7 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
     let mut rolled = Vec::new();
     for (name, sql) in engine.library().rollups() {
         let params = ParamValues::from(vec![("from", utc_parameter(from)), ("to", utc_parameter(to))]);
-        let result = engine.execute(sql, Some(params), limits).await?;
+        let result = engine.execute(sql, Some(params), limits).await.map_err(|e| over_budget_names_its_key(name, e))?;
         let rows = result.num_rows();
         let batches = plain_strings(result.batches).map_err(|e| derived(name, e))?;
         let table = lake.derived(name).await?;
@@ -72,6 +72,18 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
         rolled.push(Rolled { table: name.clone(), rows });
     }
     Ok(rolled)
+}
+
+/// A rollup over its memory budget says which setting gives it more: `--full` over a
+/// large lake needs more than the trailing window does (DataFusion's hash joins do not
+/// spill).
+fn over_budget_names_its_key(name: &str, error: QueryError) -> QueryError {
+    match error {
+        QueryError::OverMemory { limit, detail } => {
+            QueryError::OverMemory { limit, detail: format!("rollup {name} (raise kpi.rollup_memory_bytes to give it more): {detail}") }
+        }
+        other => other,
+    }
 }
 
 fn derived(name: &str, error: impl std::fmt::Display) -> QueryError {
@@ -107,6 +119,15 @@ fn plain_strings(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, arrow::e
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rollup_over_its_memory_budget_names_the_setting() {
+        let over = over_budget_names_its_key("kpi_daily_orders", QueryError::OverMemory { limit: 1 << 30, detail: "HashJoinInput".into() });
+        let message = over.to_string();
+        assert!(message.contains("kpi.rollup_memory_bytes") && message.contains("kpi_daily_orders") && message.contains("1073741824"), "{message}");
+        let other = over_budget_names_its_key("kpi_daily_orders", QueryError::Sql("syntax".into()));
+        assert_eq!(other.to_string(), "syntax");
+    }
 
     #[test]
     fn a_trailing_window_counts_today() {
