@@ -197,9 +197,10 @@ async fn healthz(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"status": "ok", "ingest": state.ingest_readiness()}))
 }
 
-/// `GET /readyz`: 200 once every part of the API answers at once, 503 while HTTP ingest
-/// still rebuilds its dedup window (its requests would wait) or after it stopped. For
-/// load balancers and deploy scripts, which should send events only once it is 200.
+/// `GET /readyz`: 200 once HTTP ingest takes events at once, 503 while it still rebuilds
+/// its dedup window (its requests would wait) or after it stopped. For load balancers and
+/// deploy scripts, which should send events only once it is 200. (Queries and order
+/// look-ups answer from the start; a stream state built from nothing fills as it replays.)
 async fn readyz(State(state): State<AppState>) -> Response {
     let ingest = state.ingest_readiness();
     let ready = ingest.is_none_or(|r| r == Readiness::Ready);
