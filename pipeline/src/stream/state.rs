@@ -152,8 +152,9 @@ pub struct StreamState {
 /// once past it they are checked (`aging`), and one whose parcels' scans came later
 /// goes back to `due` until the retention after its latest scan. Only orders that are
 /// past that too but not finished (they wait for `max_idle`) are checked at every sweep;
-/// orders known only from scans get their first check at the next sweep. Which orders leave is exactly what checking every order would give; the index
-/// only skips orders that cannot leave yet. Arrival-dependent bookkeeping: not part of
+/// orders known only from scans get their first check at the next sweep. Which orders
+/// leave is exactly what checking every order would give; the index only skips orders
+/// that cannot leave yet. Arrival-dependent bookkeeping: not part of
 /// the state's equality.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SweepIndex {
