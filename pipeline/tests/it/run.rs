@@ -94,7 +94,8 @@ async fn queries_past_their_limits_are_cancelled_over_http_and_postgres_and_the_
     let server = Server::start(&lake, &["--no-simulator"], &limits);
     let client = reqwest::Client::new();
     let cases = [
-        ("SELECT count(*) FROM order_events GROUP BY event_id", "too_many_rows"),
+        // Rows that stream (an aggregate here could pass the 1 MiB memory budget first).
+        ("SELECT * FROM generate_series(1, 100000)", "too_many_rows"),
         ("SELECT * FROM carrier_events LIMIT 40", "result_too_large"),
         (
             "SELECT count(DISTINCT a.event_id || b.event_id) FROM carrier_events a JOIN carrier_events b ON a.tracking_number = b.tracking_number",
