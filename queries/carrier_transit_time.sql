@@ -21,13 +21,13 @@ SELECT
     avg(CASE WHEN delay_hours > 0 THEN 1 ELSE 0 END) AS late_rate
 FROM (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'carrier' THEN carrier
-            WHEN 'service_level' THEN carrier_service
-            WHEN 'lane' THEN lane
-            WHEN 'day' THEN CAST(CAST(delivered_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', delivered_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'carrier' THEN carrier
+            WHEN $group_by = 'service_level' THEN carrier_service
+            WHEN $group_by = 'lane' THEN lane
+            WHEN $group_by = 'day' THEN CAST(CAST(delivered_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', delivered_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         (date_part('epoch', delivered_at) - date_part('epoch', picked_up_at)) / 3600.0 AS transit_hours,

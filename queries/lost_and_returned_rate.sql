@@ -16,13 +16,13 @@ SELECT
     avg(lost) AS lost_rate
 FROM (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'carrier' THEN carrier
-            WHEN 'service_level' THEN carrier_service
-            WHEN 'lane' THEN lane
-            WHEN 'day' THEN CAST(CAST(shipped_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', shipped_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'carrier' THEN carrier
+            WHEN $group_by = 'service_level' THEN carrier_service
+            WHEN $group_by = 'lane' THEN lane
+            WHEN $group_by = 'day' THEN CAST(CAST(shipped_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', shipped_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         CASE WHEN returned_at IS NOT NULL THEN 1 ELSE 0 END AS returned,

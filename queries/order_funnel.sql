@@ -15,11 +15,11 @@ WITH parcel_progress AS (
 ),
 placed AS (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN o.merchant_id
-            WHEN 'channel' THEN o.channel
-            WHEN 'day' THEN CAST(CAST(o.created_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', o.created_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN o.merchant_id
+            WHEN $group_by = 'channel' THEN o.channel
+            WHEN $group_by = 'day' THEN CAST(CAST(o.created_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', o.created_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         CASE

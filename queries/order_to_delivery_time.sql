@@ -14,11 +14,11 @@ SELECT
     percentile_cont(0.9) WITHIN GROUP (ORDER BY hours) AS order_to_delivery_hours_p90
 FROM (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'channel' THEN channel
-            WHEN 'day' THEN CAST(CAST(delivered_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', delivered_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'channel' THEN channel
+            WHEN $group_by = 'day' THEN CAST(CAST(delivered_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', delivered_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         (date_part('epoch', delivered_at) - date_part('epoch', created_at)) / 3600.0 AS hours

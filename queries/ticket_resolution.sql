@@ -21,12 +21,12 @@ SELECT
     avg(CASE WHEN escalated_at IS NOT NULL THEN 1 ELSE 0 END) AS escalated_share
 FROM (
     SELECT
-        CASE $group_by
-            WHEN 'category' THEN category
-            WHEN 'channel' THEN channel
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'day' THEN CAST(CAST(resolved_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', resolved_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'category' THEN category
+            WHEN $group_by = 'channel' THEN channel
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'day' THEN CAST(CAST(resolved_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', resolved_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         resolution,

@@ -9,10 +9,10 @@
 -- happened to it after; tickets without an order count too.
 WITH opened AS (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'day' THEN CAST(CAST(opened_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', opened_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'day' THEN CAST(CAST(opened_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', opened_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         coalesce(category, 'other') AS category,
@@ -23,10 +23,10 @@ WITH opened AS (
 ),
 created AS (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'day' THEN CAST(CAST(created_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', created_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'day' THEN CAST(CAST(created_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', created_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         count(*) AS orders

@@ -19,11 +19,11 @@ SELECT
     avg(shipped_in_time) AS shipped_by_ship_by_rate
 FROM (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'channel' THEN channel
-            WHEN 'day' THEN CAST(CAST(created_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', created_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'channel' THEN channel
+            WHEN $group_by = 'day' THEN CAST(CAST(created_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', created_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
         CASE WHEN first_shipped_at < $to

@@ -8,17 +8,17 @@
 -- (for group_by channel, the ticket's channel against all orders).
 WITH opened AS (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'channel' THEN channel
-            WHEN 'day' THEN CAST(CAST(opened_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', opened_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'channel' THEN channel
+            WHEN $group_by = 'day' THEN CAST(CAST(opened_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', opened_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS group_key,
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'day' THEN CAST(CAST(opened_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', opened_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'day' THEN CAST(CAST(opened_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', opened_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS orders_key,
         CASE WHEN category = 'where_is_my_order' THEN 1 ELSE 0 END AS wismo,
@@ -29,10 +29,10 @@ WITH opened AS (
 ),
 created AS (
     SELECT
-        CASE $group_by
-            WHEN 'merchant' THEN merchant_id
-            WHEN 'day' THEN CAST(CAST(created_at AS DATE) AS VARCHAR)
-            WHEN 'week' THEN CAST(CAST(date_trunc('week', created_at) AS DATE) AS VARCHAR)
+        CASE
+            WHEN $group_by = 'merchant' THEN merchant_id
+            WHEN $group_by = 'day' THEN CAST(CAST(created_at AS DATE) AS VARCHAR)
+            WHEN $group_by = 'week' THEN CAST(CAST(date_trunc('week', created_at) AS DATE) AS VARCHAR)
             ELSE 'all'
         END AS orders_key,
         count(*) AS orders

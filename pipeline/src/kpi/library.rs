@@ -237,7 +237,7 @@ mod tests {
                 assert!(kpi.sql.contains(parameter), "{} does not use {parameter}", kpi.name);
             }
             for group in &kpi.group_by {
-                assert!(group == "all" || kpi.sql.contains(&format!("WHEN '{group}'")), "{}: group_by {group} is not in the query", kpi.name);
+                assert!(group == "all" || kpi.sql.contains(&format!("WHEN $group_by = '{group}'")), "{}: group_by {group} is not in the query", kpi.name);
             }
         }
         let views: Vec<&str> = library.views().iter().map(|(name, _)| name.as_str()).collect();
