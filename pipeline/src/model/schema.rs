@@ -522,4 +522,41 @@ mod tests {
         assert_eq!(TicketRows::default().finish().unwrap().schema(), LakeTable::TicketEvents.schema());
         assert_eq!(CarrierRows::default().finish().unwrap().schema(), LakeTable::CarrierEvents.schema());
     }
+
+    /// The `orders` view reads the checkout's columns with a plain `max()` over all of an
+    /// order's events: only `order.created` may fill them.
+    #[test]
+    fn only_order_created_fills_the_checkout_columns() {
+        let limits = DecodeLimits::default();
+        let lineage = Lineage { source: "test", position: 1, ingested_at_micros: 1 };
+        let common = r#""occurred_at":"2026-11-20T10:00:00Z","merchant_id":"m1","order_id":"o1""#;
+        let created = format!(
+            r#"{{"event_id":"c","type":"order.created",{common},"channel":"web","items":2,"ship_by":"2026-11-21T10:00:00Z","customer":{{"country":"DE","region":"BE"}},"promised_delivery":{{"from":"2026-11-22T00:00:00Z","to":"2026-11-23T00:00:00Z"}}}}"#
+        );
+        // Checkout fields on other events are not theirs to set: they stay empty.
+        let stray = r#""channel":"app","items":9,"customer":{"country":"FR","region":"PA"}"#;
+        let others = [
+            r#""type":"order.paid""#,
+            r#""type":"order.fulfillment_started","warehouse":"w1""#,
+            r#""type":"order.shipped","carrier":"ups","tracking_number":"1Z9""#,
+            r#""type":"order.completed""#,
+            r#""type":"order.cancelled","reason":"customer""#,
+            r#""type":"order.return_requested","reason":"size""#,
+        ];
+        let lines: Vec<String> = std::iter::once(created)
+            .chain(others.iter().enumerate().map(|(i, fields)| format!(r#"{{"event_id":"e{i}",{fields},{common},{stray}}}"#)))
+            .collect();
+        let mut orders = OrderRows::default();
+        for line in &lines {
+            let event = decode_line(line.as_bytes(), &limits).unwrap();
+            let EventBody::Order(order) = &event.body else { unreachable!() };
+            orders.append(&event, order, &lineage);
+        }
+        let batch = orders.finish().unwrap();
+        for column in ["channel", "items", "ship_by", "customer_country", "customer_region", "promised_from", "promised_to"] {
+            let values = batch.column_by_name(column).unwrap();
+            let filled: Vec<bool> = (0..batch.num_rows()).map(|row| values.is_valid(row)).collect();
+            assert_eq!(filled, [true, false, false, false, false, false, false], "{column}");
+        }
+    }
 }
