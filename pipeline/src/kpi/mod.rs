@@ -22,6 +22,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache, DEFAULT_METADATA_CACHE_LIMIT};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
@@ -135,16 +137,36 @@ pub struct SqlEngine {
     library: Arc<Library>,
     /// Whose rows the sessions show (see [`tenancy`]).
     scope: Scope,
+    footers: FooterCache,
+}
+
+/// The Parquet footers earlier queries read, kept for the next ones (shared by every
+/// clone and scope of one engine, within DataFusion's default 50 MiB): the lake's files
+/// never change once written, and without it every query opens and parses the footer of
+/// every file it scans again.
+#[derive(Clone)]
+struct FooterCache(Arc<FileMetadataCache>);
+
+impl FooterCache {
+    fn new() -> Self {
+        FooterCache(Arc::new(DefaultCache::new(DEFAULT_METADATA_CACHE_LIMIT).with_name("parquet footers")))
+    }
+}
+
+impl std::fmt::Debug for FooterCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FooterCache").field("files", &self.0.len()).finish()
+    }
 }
 
 impl SqlEngine {
     /// An engine with the KPI library built into the binary.
     pub fn new(lake: Lake) -> Self {
-        SqlEngine { snapshots: Snapshots::new(lake), library: Library::builtin(), scope: Scope::All }
+        SqlEngine::with_library(lake, Library::builtin())
     }
 
     pub fn with_library(lake: Lake, library: Arc<Library>) -> Self {
-        SqlEngine { snapshots: Snapshots::new(lake), library, scope: Scope::All }
+        SqlEngine { snapshots: Snapshots::new(lake), library, scope: Scope::All, footers: FooterCache::new() }
     }
 
     /// The same engine, showing only what `scope` may see.
@@ -191,43 +213,39 @@ impl SqlEngine {
             Some(bytes) => RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0),
             None => RuntimeEnvBuilder::new(),
         }
+        .with_cache_manager(CacheManagerConfig::default().with_file_metadata_cache(Some(self.footers.0.clone())))
         .build_arc()
         .map_err(|e| LakeError::Other { what: "a query's runtime", message: e.to_string() })?;
         // The lake's tables as they are. For a merchant they stay in a private catalog
         // and the session gets restricted views of them under the same names.
         let raw = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
-        let mut tables = Vec::new();
-        for table in LakeTable::ALL {
-            let Some(delta) = self.snapshots.latest(TableRef::Event(table)).await? else { continue };
-            let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
-            let provider = self.provider(&delta, table.name(), live, &raw).await.map_err(|e| data_error(&e))?;
-            raw.register_table(table.name(), provider).map_err(|e| data_error(&e))?;
-            tables.push(table);
-        }
-        // Derived tables: the KPI rollups and the stream processor's outputs, each with a
-        // `merchant_id` column.
-        let mut derived = Vec::new();
-        let names = self.library.rollups().iter().map(|(name, _)| name.as_str()).chain(crate::stream::output::TABLES);
-        for name in names {
-            let Some(delta) = self.snapshots.latest(TableRef::Derived(name)).await? else { continue };
-            let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.to_owned(), message: e.to_string() };
-            let provider = self.provider(&delta, name, live, &raw).await.map_err(|e| derived_error(&e))?;
-            raw.register_table(name, provider).map_err(|e| derived_error(&e))?;
-            derived.push(name);
+        // The event tables, then the derived ones (the KPI rollups and the stream
+        // processor's outputs, each with a `merchant_id` column). Their snapshots are
+        // brought up to date together: each lists its table's log, and one after the
+        // other those listings were most of a small query's time.
+        let derived = self.library.rollups().iter().map(|(name, _)| name.as_str()).chain(crate::stream::output::TABLES);
+        let tables: Vec<TableRef<'_>> = LakeTable::ALL.into_iter().map(TableRef::Event).chain(derived.map(TableRef::Derived)).collect();
+        let providers = futures::future::try_join_all(tables.iter().map(|table| async {
+            let Some(delta) = self.snapshots.latest(*table).await? else { return Ok(None) };
+            let provider = self.provider(&delta, table.name(), live, &raw).await.map_err(|e| table.error(e))?;
+            Ok::<_, LakeError>(Some((*table, provider)))
+        }))
+        .await?;
+        let mut present = Vec::new();
+        for (table, provider) in providers.into_iter().flatten() {
+            raw.register_table(table.name(), provider).map_err(|e| table.error(e))?;
+            present.push(table);
         }
         let ctx = match &self.scope {
             Scope::All => raw,
             Scope::Merchant(merchant) => {
                 let ctx = SessionContext::new_with_config_rt(config, runtime);
-                for table in tables {
-                    let data_error = |e: &dyn std::fmt::Display| LakeError::Data { table, message: e.to_string() };
-                    let view = tenancy::restricted(&raw, table, merchant).await.map_err(|e| data_error(&e))?;
-                    ctx.register_table(table.name(), view).map_err(|e| data_error(&e))?;
-                }
-                for name in derived {
-                    let derived_error = |e: &dyn std::fmt::Display| LakeError::Derived { name: name.to_owned(), message: e.to_string() };
-                    let view = tenancy::restricted_derived(&raw, name, merchant).await.map_err(|e| derived_error(&e))?;
-                    ctx.register_table(name, view).map_err(|e| derived_error(&e))?;
+                for table in present {
+                    let view = match table {
+                        TableRef::Event(event_table) => tenancy::restricted(&raw, event_table, merchant).await,
+                        TableRef::Derived(name) => tenancy::restricted_derived(&raw, name, merchant).await,
+                    };
+                    ctx.register_table(table.name(), view.map_err(|e| table.error(e))?).map_err(|e| table.error(e))?;
                 }
                 ctx
             }
@@ -253,7 +271,7 @@ impl SqlEngine {
     ) -> Result<Arc<dyn datafusion::datasource::TableProvider>, deltalake::DeltaTableError> {
         // The session's settings (plain strings) decide how the Delta scan reads; a state
         // of its settings alone, not of its tables, which would hold the provider itself.
-        let settings = Arc::new(SessionStateBuilder::new().with_config(ctx.copied_config()).build());
+        let settings = Arc::new(SessionStateBuilder::new().with_config(ctx.copied_config()).with_runtime_env(ctx.runtime_env()).build());
         let provider = delta.table_provider().with_session(settings.clone()).await?;
         delta.update_datafusion_session(&ctx.state())?;
         Ok(if live { Arc::new(latest::LatestSnapshot::new(self.snapshots.clone(), name, provider.schema(), settings)) } else { provider })

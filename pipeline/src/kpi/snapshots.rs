@@ -23,10 +23,18 @@ pub enum TableRef<'a> {
 }
 
 impl TableRef<'_> {
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         match self {
             TableRef::Event(table) => table.name(),
             TableRef::Derived(name) => name,
+        }
+    }
+
+    /// A failure of this table, named as [`Lake`] names it.
+    pub fn error(&self, message: impl std::fmt::Display) -> LakeError {
+        match *self {
+            TableRef::Event(table) => LakeError::Data { table, message: message.to_string() },
+            TableRef::Derived(name) => LakeError::Derived { name: name.to_owned(), message: message.to_string() },
         }
     }
 }
