@@ -269,8 +269,9 @@ impl SqlEngine {
         live: bool,
         ctx: &SessionContext,
     ) -> Result<Arc<dyn datafusion::datasource::TableProvider>, deltalake::DeltaTableError> {
-        // The session's settings (plain strings) decide how the Delta scan reads; a state
-        // of its settings alone, not of its tables, which would hold the provider itself.
+        // The session's settings (plain strings) decide how the Delta scan reads, and its
+        // runtime holds the footer cache the scan reads through; a state of those alone,
+        // not of its tables, which would hold the provider itself.
         let settings = Arc::new(SessionStateBuilder::new().with_config(ctx.copied_config()).with_runtime_env(ctx.runtime_env()).build());
         let provider = delta.table_provider().with_session(settings.clone()).await?;
         delta.update_datafusion_session(&ctx.state())?;
