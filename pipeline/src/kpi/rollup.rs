@@ -17,8 +17,9 @@ use deltalake::protocol::SaveMode;
 use std::sync::Arc;
 
 use super::library::utc_parameter;
+use super::snapshots::TableRef;
 use super::{QueryError, QueryLimits, Scope, SqlEngine};
-use crate::lake::{Lake, LakeError};
+use crate::lake::Lake;
 
 /// Which days a run recomputes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +88,7 @@ fn over_budget_names_its_key(name: &str, error: QueryError) -> QueryError {
 }
 
 fn derived(name: &str, error: impl std::fmt::Display) -> QueryError {
-    QueryError::Lake(LakeError::Derived { name: name.to_owned(), message: error.to_string() })
+    QueryError::Lake(TableRef::Derived(name).error(error))
 }
 
 /// The batches with string views as plain strings, the type every Delta reader knows.

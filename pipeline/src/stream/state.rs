@@ -154,8 +154,7 @@ pub struct StreamState {
 /// past that too but not finished (they wait for `max_idle`) are checked at every sweep;
 /// orders known only from scans get their first check at the next sweep. Which orders
 /// leave is exactly what checking every order would give; the index only skips orders
-/// that cannot leave yet. Arrival-dependent bookkeeping: not part of
-/// the state's equality.
+/// that cannot leave yet. Arrival-dependent bookkeeping: not part of the state's equality.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SweepIndex {
     /// Day (of the retention's end, rounded up) → orders that may leave from then on.
