@@ -187,11 +187,21 @@ pub struct KpiConfig {
     /// Memory one rollup query may hold (sorts spill to disk first); past it the run
     /// fails with an error naming the budget instead of exhausting the machine.
     pub rollup_memory_bytes: usize,
+    /// How rollup queries join: `hash` (fastest; a query whose hash joins outgrow
+    /// `rollup_memory_bytes` runs again with sort-merge joins) or `sort_merge` (always
+    /// the joins that spill: for a budget known to be too small for hash joins).
+    pub rollup_joins: crate::kpi::Joins,
 }
 
 impl Default for KpiConfig {
     fn default() -> Self {
-        KpiConfig { queries_dir: None, rollup_interval: Duration::from_secs(300), rollup_days: 35, rollup_memory_bytes: 4 << 30 }
+        KpiConfig {
+            queries_dir: None,
+            rollup_interval: Duration::from_secs(300),
+            rollup_days: 35,
+            rollup_memory_bytes: 4 << 30,
+            rollup_joins: crate::kpi::Joins::Hash,
+        }
     }
 }
 

@@ -17,7 +17,10 @@
 -- the scans instead of a sorted window over all of them; DuckDB spells it `last` (see
 -- queries/README.md). The pickup's region is found by joining the scans to their first
 -- `in_transit` time instead: DataFusion keeps an ordered aggregate's sort keys per group
--- as single values, which made the pickups half the cost of every parcel KPI.
+-- as single values, which made the pickups half the cost of every parcel KPI. That join
+-- compares the times as plain `TIMESTAMP`s (UTC): DataFusion's sort-merge join, which
+-- a rollup falls back to when its hash joins run out of memory, cannot compare times
+-- that carry a time zone.
 -- Scans for tracking numbers no `order.shipped` names are not parcels yet (see
 -- `carrier_events`).
 CREATE VIEW parcels AS
@@ -56,7 +59,7 @@ pickups AS (
     ) first_pickup
       ON first_pickup.carrier = e.carrier
      AND first_pickup.tracking_number = e.tracking_number
-     AND first_pickup.picked_up_at = e.occurred_at
+     AND CAST(first_pickup.picked_up_at AS TIMESTAMP) = CAST(e.occurred_at AS TIMESTAMP)
     WHERE e.status = 'in_transit'
     GROUP BY e.carrier, e.tracking_number
 )

@@ -68,7 +68,7 @@ pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
             let lake = lake.open(config)?;
             let engine = super::sql_engine(lake.clone(), config)?;
             let window = if full { Window::Full } else { Window::trailing(days.unwrap_or(config.kpi.rollup_days), chrono::Utc::now().date_naive()) };
-            for rolled in rollup::run(&engine, &lake, window, QueryLimits::for_rollups(config)).await? {
+            for rolled in rollup::run(&engine, &lake, window, QueryLimits::for_rollups(config), config.kpi.rollup_joins).await? {
                 println!("{:<24} {} rows", rolled.table, rolled.rows);
             }
             return Ok(());

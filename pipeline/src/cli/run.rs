@@ -183,7 +183,7 @@ async fn roll_up_periodically(engine: crate::kpi::SqlEngine, lake: crate::lake::
         }
         let window = if missing { Window::Full } else { Window::trailing(kpi.rollup_days, chrono::Utc::now().date_naive()) };
         let started = std::time::Instant::now();
-        match rollup::run(&engine, &lake, window, limits).await {
+        match rollup::run(&engine, &lake, window, limits, kpi.rollup_joins).await {
             Ok(rolled) => tracing::info!(?window, rows = rolled.iter().map(|r| r.rows).sum::<usize>(), elapsed = ?started.elapsed(), "KPI rollups recomputed"),
             Err(error) => tracing::warn!(%error, "KPI rollups failed; the next run tries again"),
         }

@@ -15,6 +15,7 @@ mod tenancy;
 
 pub use tenancy::Scope;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache, DEFAULT_METADATA_CACHE_LIMIT};
 use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -116,6 +118,27 @@ impl QueryLimits {
     }
 }
 
+/// How a query's joins are planned, and how its memory budget is shared
+/// (`kpi.rollup_joins` for the rollups; every other query uses hash joins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Joins {
+    /// Hash joins (DataFusion's default): the fastest, but a join's build side must fit
+    /// in the memory budget, since DataFusion's hash joins do not spill. The budget goes
+    /// to whichever operator asks first. A rollup that runs out of it is run again with
+    /// sort-merge joins.
+    Hash,
+    /// Sort-merge joins: slower, but their sorts spill to disk, so a join of any size
+    /// finishes within the budget. For batch work that ran out of memory with hash joins.
+    /// The budget is shared fairly between the spilling operators: first come, first
+    /// served, the first sort took it all and the next one failed before it could spill
+    /// (measured: a 384 MiB `--full` rollup of the 1M-order bench lake).
+    SortMerge,
+}
+
+/// How many of the largest memory consumers an over-budget error names.
+const TOP_CONSUMERS_NAMED: NonZeroUsize = NonZeroUsize::new(5).expect("not zero");
+
 /// A query's rows, with the schema even when there are none.
 #[derive(Debug)]
 pub struct QueryResult {
@@ -181,7 +204,7 @@ impl SqlEngine {
     /// A session with every existing lake table registered under its name (at its
     /// latest snapshot), and the library's views over them.
     pub async fn session(&self) -> Result<SessionContext, LakeError> {
-        self.build_session(false, None).await
+        self.build_session(false, None, Joins::Hash).await
     }
 
     /// A session for a long life (the Postgres wire protocol): each scan reads its
@@ -189,11 +212,11 @@ impl SqlEngine {
     /// Tables created later are not in it. Its queries hold at most `memory_limit` bytes
     /// together.
     pub async fn live_session(&self, memory_limit: usize) -> Result<SessionContext, LakeError> {
-        self.build_session(true, Some(memory_limit)).await
+        self.build_session(true, Some(memory_limit), Joins::Hash).await
     }
 
     /// `memory_limit`: the bytes the session's queries may hold together (none: unbounded).
-    async fn build_session(&self, live: bool, memory_limit: Option<usize>) -> Result<SessionContext, LakeError> {
+    async fn build_session(&self, live: bool, memory_limit: Option<usize>, joins: Joins) -> Result<SessionContext, LakeError> {
         // Strings are read as plain `Utf8`, not as string views: a view array keeps the
         // whole buffers of the pages it was cut from, and a hash join's build side holds
         // its input's batches, so a join of the views over 8M scans held 10+ GB where
@@ -209,9 +232,19 @@ impl SqlEngine {
         // the time, the parcel KPIs 0.65-0.9x.
         let mut config = SessionConfig::new().with_information_schema(true).set_bool("datafusion.execution.parquet.schema_force_view_types", false);
         config.options_mut().execution.skip_partial_aggregation_probe_ratio_threshold = 0.1;
-        let runtime = match memory_limit {
-            Some(bytes) => RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0),
-            None => RuntimeEnvBuilder::new(),
+        config.options_mut().optimizer.prefer_hash_join = joins == Joins::Hash;
+        let runtime = match (memory_limit, joins) {
+            (None, _) => RuntimeEnvBuilder::new(),
+            (Some(bytes), Joins::Hash) => RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0),
+            (Some(bytes), Joins::SortMerge) => {
+                // Every sort sets aside room to merge what it spilled (10 MiB by default),
+                // and a plan of sort-merge joins has dozens of sorts: the room a sort sets
+                // aside is cut to a 64th of the budget, or the sorts of a small budget
+                // would fail before any of them could spill.
+                let execution = &mut config.options_mut().execution;
+                execution.sort_spill_reservation_bytes = execution.sort_spill_reservation_bytes.min(bytes / 64);
+                RuntimeEnvBuilder::new().with_memory_pool(Arc::new(TrackConsumersPool::new(FairSpillPool::new(bytes), TOP_CONSUMERS_NAMED)))
+            }
         }
         .with_cache_manager(CacheManagerConfig::default().with_file_metadata_cache(Some(self.footers.0.clone())))
         .build_arc()
@@ -280,20 +313,20 @@ impl SqlEngine {
 
     /// Runs one read-only statement and collects its rows, within `limits`.
     pub async fn query(&self, sql: &str, limits: QueryLimits) -> Result<QueryResult, QueryError> {
-        self.execute(sql, None, limits).await
+        self.execute(sql, None, limits, Joins::Hash).await
     }
 
     /// Runs the library's KPI `name` with `params`, within `limits`.
     pub async fn kpi(&self, name: &str, params: &KpiParams, limits: QueryLimits) -> Result<QueryResult, QueryError> {
         let kpi = self.library.get(name)?;
         let values = kpi.bind(params)?;
-        self.execute(&kpi.sql, Some(values), limits).await
+        self.execute(&kpi.sql, Some(values), limits, Joins::Hash).await
     }
 
-    async fn execute(&self, sql: &str, params: Option<ParamValues>, limits: QueryLimits) -> Result<QueryResult, QueryError> {
+    async fn execute(&self, sql: &str, params: Option<ParamValues>, limits: QueryLimits, joins: Joins) -> Result<QueryResult, QueryError> {
         let run = async {
             let memory_limit = (limits.max_memory_bytes < usize::MAX).then_some(limits.max_memory_bytes);
-            let ctx = self.build_session(false, memory_limit).await?;
+            let ctx = self.build_session(false, memory_limit, joins).await?;
             let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
             let mut frame = ctx.sql_with_options(sql, read_only).await.map_err(QueryError::from_datafusion)?;
             if let Some(params) = params {

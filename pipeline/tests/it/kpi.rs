@@ -207,6 +207,58 @@ fn order_created(id: &str, merchant: &str, at: chrono::DateTime<chrono::Utc>) ->
     json!({"event_id": format!("ev-{id}"), "type": "order.created", "occurred_at": at, "merchant_id": merchant, "order_id": id}).to_string()
 }
 
+/// The rollup tables' rows, ordered by their key columns (day, merchant and the rest of
+/// each file's grouping).
+async fn rollup_rows(lake: &std::path::Path) -> Vec<(&'static str, Vec<serde_json::Map<String, Value>>)> {
+    let tables = [("kpi_daily_deliveries", 5), ("kpi_daily_orders", 3), ("kpi_daily_shipments", 5), ("kpi_daily_tickets", 4)];
+    let mut rows = Vec::new();
+    for (table, keys) in tables {
+        let order_by: Vec<String> = (1..=keys).map(|k| k.to_string()).collect();
+        rows.push((table, crate::common::query(&local_lake(lake), &format!("SELECT * FROM {table} ORDER BY {}", order_by.join(", "))).await));
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_with_spilling_joins_give_the_same_days_and_a_budget_too_small_for_hash_joins_falls_back_to_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, _, _) = simulated_lake(dir.path(), &["--days", "10", "--orders-per-day", "2000", "--seed", "46"]);
+    let rollup = |env: &[(&str, &str)]| {
+        let mut command = orderpulse();
+        command.args(["kpi", "rollup", "--full", "--lake"]).arg(&lake).envs(env.iter().copied());
+        command.output().expect("the binary starts")
+    };
+    let stderr = |output: &std::process::Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    let hash = rollup(&[]);
+    assert!(hash.status.success() && !stderr(&hash).contains("sort-merge"), "4 GiB holds this lake's hash joins:\n{}", stderr(&hash));
+    let expected = rollup_rows(&lake).await;
+    assert!(expected.iter().all(|(_, rows)| !rows.is_empty()), "every rollup has days");
+
+    // The joins a rollup falls back to compute the same days (sums within 1e-9: they add
+    // up in another order).
+    let sort_merge = rollup(&[("ORDERPULSE_KPI__ROLLUP_JOINS", "sort_merge")]);
+    assert!(sort_merge.status.success(), "{}", stderr(&sort_merge));
+    let spilled = rollup_rows(&lake).await;
+    for ((table, want), (_, got)) in expected.iter().zip(&spilled) {
+        assert_eq!(want.len(), got.len(), "{table}: rows");
+        for (w, g) in want.iter().zip(got) {
+            assert_eq!(w.keys().collect::<Vec<_>>(), g.keys().collect::<Vec<_>>(), "{table}: columns");
+            for (column, value) in w {
+                assert!(same(column, value, &g[column]), "{table}.{column}: {value} with hash joins, {} with sort-merge joins", g[column]);
+            }
+        }
+    }
+
+    // 16 MiB, the smallest budget the configuration takes, holds neither: the hash joins
+    // run out, the sort-merge joins are tried, and the error names the setting. The
+    // tables keep the days they had.
+    let tight = rollup(&[("ORDERPULSE_KPI__ROLLUP_MEMORY_BYTES", "16777216")]);
+    let message = stderr(&tight);
+    assert!(!tight.status.success(), "{message}");
+    assert!(message.contains("running it again with sort-merge joins") && message.contains("raise kpi.rollup_memory_bytes"), "{message}");
+    assert_eq!(rollup_rows(&lake).await, spilled, "a failed run changes nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_add_up_to_the_kpis_and_late_events_correct_their_day() {
     let dir = tempfile::tempdir().unwrap();
