@@ -249,9 +249,9 @@ async fn rollups_with_spilling_joins_give_the_same_days_and_a_budget_too_small_f
         }
     }
 
-    // 16 MiB, the smallest budget the configuration takes, holds neither: the hash joins
-    // run out, the sort-merge joins are tried, and the error names the setting. The
-    // tables keep the days they had.
+    // 16 MiB, the smallest budget the configuration takes, holds neither plan: the one
+    // with hash joins runs out, the one with sort-merge joins is tried, and the error
+    // names the setting. The tables keep the days they had.
     let tight = rollup(&[("ORDERPULSE_KPI__ROLLUP_MEMORY_BYTES", "16777216")]);
     let message = stderr(&tight);
     assert!(!tight.status.success(), "{message}");
