@@ -82,16 +82,15 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
 /// finishes instead of failing. The first try costs the time until the budget ran out,
 /// which `joins = sort_merge` skips where the budget is known to be too small.
 async fn within_budget(engine: &SqlEngine, name: &str, sql: &str, params: ParamValues, limits: QueryLimits, joins: Joins) -> Result<QueryResult, QueryError> {
-    if joins == Joins::SortMerge {
-        return engine.execute(sql, Some(params), limits, Joins::SortMerge).await;
-    }
-    match engine.execute(sql, Some(params.clone()), limits, Joins::Hash).await {
-        Err(QueryError::OverMemory { detail, .. }) => {
-            tracing::warn!(rollup = name, budget = limits.max_memory_bytes, %detail, "the rollup ran out of its memory budget with hash joins; running it again with sort-merge joins, which spill to disk");
-            engine.execute(sql, Some(params), limits, Joins::SortMerge).await
+    if joins == Joins::Hash {
+        match engine.execute(sql, Some(params.clone()), limits, Joins::Hash).await {
+            Err(QueryError::OverMemory { detail, .. }) => {
+                tracing::warn!(rollup = name, budget = limits.max_memory_bytes, %detail, "the rollup ran out of its memory budget with hash joins; running it again with sort-merge joins, which spill to disk");
+            }
+            done => return done,
         }
-        other => other,
     }
+    engine.execute(sql, Some(params), limits, Joins::SortMerge).await
 }
 
 /// A rollup over its memory budget even with spilling joins says which setting gives it

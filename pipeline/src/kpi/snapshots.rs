@@ -3,8 +3,8 @@
 //! Opening a Delta table replays its log from the last checkpoint and lists its files;
 //! on the bench lake that is most of a small query's time. A table loaded before only
 //! has to read the commits made since (one look-up of the next commit's file when there
-//! are none), so the API's sessions start from here. Each query still sees the latest committed
-//! version of every table: nothing is served stale.
+//! are none), so the API's sessions start from here. Each query still sees the latest
+//! committed version of every table: nothing is served stale.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
