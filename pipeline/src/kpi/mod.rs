@@ -6,6 +6,7 @@
 //! session also has the library's views (`orders`, `parcels`, `tickets`). The tables'
 //! snapshots are kept between queries and brought up to date for each ([`snapshots`]).
 
+mod active;
 pub mod format;
 mod latest;
 pub mod library;
@@ -160,6 +161,9 @@ pub struct SqlEngine {
     library: Arc<Library>,
     /// Whose rows the sessions show (see [`tenancy`]).
     scope: Scope,
+    /// For a trailing rollup: only the events of what was active in its window (see
+    /// [`active`]).
+    active: Option<Arc<active::ActiveKeys>>,
     footers: FooterCache,
 }
 
@@ -189,12 +193,18 @@ impl SqlEngine {
     }
 
     pub fn with_library(lake: Lake, library: Arc<Library>) -> Self {
-        SqlEngine { snapshots: Snapshots::new(lake), library, scope: Scope::All, footers: FooterCache::new() }
+        SqlEngine { snapshots: Snapshots::new(lake), library, scope: Scope::All, active: None, footers: FooterCache::new() }
     }
 
     /// The same engine, showing only what `scope` may see.
     pub fn scoped(&self, scope: Scope) -> Self {
         SqlEngine { scope, ..self.clone() }
+    }
+
+    /// The same engine, showing only the events of the orders, parcels and tickets in
+    /// `keys` (a trailing rollup's).
+    fn only_active(&self, keys: active::ActiveKeys) -> Self {
+        SqlEngine { active: Some(Arc::new(keys)), ..self.clone() }
     }
 
     pub fn library(&self) -> &Library {
@@ -269,6 +279,12 @@ impl SqlEngine {
             raw.register_table(table.name(), provider).map_err(|e| table.error(e))?;
             present.push(table);
         }
+        let raw = match &self.active {
+            None => raw,
+            Some(active) => {
+                active.restrict(&raw, &present).await.map_err(|e| LakeError::Other { what: "a trailing rollup's events", message: e.to_string() })?
+            }
+        };
         let ctx = match &self.scope {
             Scope::All => raw,
             Scope::Merchant(merchant) => {

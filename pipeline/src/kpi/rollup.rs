@@ -7,7 +7,8 @@
 //! those days in the table, in one Delta commit (`replaceWhere day >= from`): a late
 //! event corrects its day on the next run as long as the day is inside the window
 //! (`kpi.rollup_days`); `--full` recomputes every day. Readers see the old days or the
-//! new ones, never a mix.
+//! new ones, never a mix. A trailing run reads only the events of the orders, parcels
+//! and tickets active in its window ([`super::active`]), which give those days' rows.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -16,6 +17,7 @@ use datafusion::common::ParamValues;
 use deltalake::protocol::SaveMode;
 use std::sync::Arc;
 
+use super::active::ActiveKeys;
 use super::library::utc_parameter;
 use super::snapshots::TableRef;
 use super::{Joins, QueryError, QueryLimits, QueryResult, Scope, SqlEngine};
@@ -48,14 +50,21 @@ pub struct Rolled {
 /// planning joins as `joins` says (see [`within_budget`]).
 pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryLimits, joins: Joins) -> Result<Vec<Rolled>, QueryError> {
     let engine = engine.scoped(Scope::All);
-    let (from, replace) = match window {
-        Window::Full => (DateTime::<Utc>::UNIX_EPOCH, None),
-        Window::Since(day) => (day.and_time(chrono::NaiveTime::MIN).and_utc(), Some(format!("day >= '{day}'"))),
+    let (engine, from, replace) = match window {
+        Window::Full => (engine, DateTime::<Utc>::UNIX_EPOCH, None),
+        Window::Since(day) => {
+            let from = day.and_time(chrono::NaiveTime::MIN).and_utc();
+            let started = std::time::Instant::now();
+            let active = ActiveKeys::since(&engine, from, limits).await?;
+            tracing::debug!(since = %from, ?active, elapsed = ?started.elapsed(), "found what was active in the rollup window");
+            (engine.only_active(active), from, Some(format!("day >= '{day}'")))
+        }
     };
     // Far enough ahead for events stamped in the future by a wrong clock.
     let to = DateTime::<Utc>::MAX_UTC;
     let mut rolled = Vec::new();
     for (name, sql) in engine.library().rollups() {
+        let started = std::time::Instant::now();
         let params = ParamValues::from(vec![("from", utc_parameter(from)), ("to", utc_parameter(to))]);
         let result = within_budget(&engine, name, sql, params, limits, joins).await.map_err(|e| over_budget_names_its_key(name, e))?;
         let rows = result.num_rows();
@@ -71,6 +80,7 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
             // Nothing in the window: clear it (a table is created by its first rows).
             table.delete().with_predicate(replace.clone().unwrap_or_else(|| "true".into())).await.map_err(|e| derived(name, e))?;
         }
+        tracing::debug!(rollup = name, rows, elapsed = ?started.elapsed(), "rollup table replaced");
         rolled.push(Rolled { table: name.clone(), rows });
     }
     Ok(rolled)

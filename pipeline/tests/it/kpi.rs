@@ -219,6 +219,42 @@ async fn rollup_rows(lake: &std::path::Path) -> Vec<(&'static str, Vec<serde_jso
     rows
 }
 
+/// The same rollup rows (sums within 1e-9: they may add up in another order); `how`
+/// says how `got` was computed.
+fn assert_same_rollups(expected: &[(&str, Vec<serde_json::Map<String, Value>>)], got: &[(&str, Vec<serde_json::Map<String, Value>>)], how: &str) {
+    for ((table, want), (_, got)) in expected.iter().zip(got) {
+        assert_eq!(want.len(), got.len(), "{table}: rows {how}");
+        for (w, g) in want.iter().zip(got) {
+            assert_eq!(w.keys().collect::<Vec<_>>(), g.keys().collect::<Vec<_>>(), "{table}: columns");
+            for (column, value) in w {
+                assert!(same(column, value, &g[column]), "{table}.{column} on {}: {value} from a full run, {} {how}", w["day"], g[column]);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trailing_rollup_reads_only_what_was_active_and_gives_the_days_a_full_one_does() {
+    // Twenty days up to today: the last eight days' deliveries, exceptions and tickets
+    // are mostly of orders created before them.
+    let dir = tempfile::tempdir().unwrap();
+    let start = (chrono::Utc::now() - chrono::Duration::days(19)).date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let start = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (lake, _, _) = simulated_lake(dir.path(), &["--days", "20", "--orders-per-day", "300", "--seed", "47", "--start", &start]);
+    run_ok(orderpulse().args(["kpi", "rollup", "--full", "--lake"]).arg(&lake));
+    let full = rollup_rows(&lake).await;
+    // The window's days are replaced by what the active orders', parcels' and tickets'
+    // events alone give.
+    run_ok(orderpulse().args(["kpi", "rollup", "--days", "8", "--lake"]).arg(&lake));
+    let trailing = rollup_rows(&lake).await;
+    let from = (chrono::Utc::now() - chrono::Duration::days(7)).date_naive().to_string();
+    for (table, rows) in &full {
+        let in_window = rows.iter().filter(|r| r["day"].as_str().is_some_and(|d| d >= from.as_str())).count();
+        assert!(in_window > 0 && in_window < rows.len(), "{table}: days on both sides of the window");
+    }
+    assert_same_rollups(&full, &trailing, "from a trailing run");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_with_spilling_joins_give_the_same_days_and_a_budget_too_small_for_hash_joins_falls_back_to_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,15 +275,7 @@ async fn rollups_with_spilling_joins_give_the_same_days_and_a_budget_too_small_f
     let sort_merge = rollup(&[("ORDERPULSE_KPI__ROLLUP_JOINS", "sort_merge")]);
     assert!(sort_merge.status.success(), "{}", stderr(&sort_merge));
     let spilled = rollup_rows(&lake).await;
-    for ((table, want), (_, got)) in expected.iter().zip(&spilled) {
-        assert_eq!(want.len(), got.len(), "{table}: rows");
-        for (w, g) in want.iter().zip(got) {
-            assert_eq!(w.keys().collect::<Vec<_>>(), g.keys().collect::<Vec<_>>(), "{table}: columns");
-            for (column, value) in w {
-                assert!(same(column, value, &g[column]), "{table}.{column}: {value} with hash joins, {} with sort-merge joins", g[column]);
-            }
-        }
-    }
+    assert_same_rollups(&expected, &spilled, "with sort-merge joins");
 
     // 16 MiB, the smallest budget the configuration takes, holds neither plan: the one
     // with hash joins runs out, the one with sort-merge joins is tried, and the error
