@@ -87,9 +87,14 @@ impl ActiveKeys {
             ctx.register_table("active_orders", Arc::new(table)).map_err(QueryError::from_datafusion)?;
             let parcels = collect(&ctx, ACTIVE_PARCELS, None).await?;
             let tickets = collect(&ctx, ACTIVE_TICKETS, Some(params())).await?;
-            Ok(ActiveKeys { orders: KeySet::of(&orders)?, parcels: KeySet::of(&parcels)?, tickets: KeySet::of(&tickets)? })
+            ActiveKeys::of(&orders, &parcels, &tickets).map_err(|e| QueryError::Execution(e.to_string()))
         };
         tokio::time::timeout(limits.timeout, find).await.map_err(|_| QueryError::Timeout(limits.timeout))?
+    }
+
+    /// The key sets of the three queries' results (their first columns).
+    fn of(orders: &QueryResult, parcels: &QueryResult, tickets: &QueryResult) -> Result<Self, arrow::error::ArrowError> {
+        Ok(ActiveKeys { orders: KeySet::of(orders)?, parcels: KeySet::of(parcels)?, tickets: KeySet::of(tickets)? })
     }
 
     /// A session like `raw` (its settings and runtime) in which each event table holds
@@ -125,10 +130,10 @@ struct KeySet(ahash::AHashSet<Box<str>>);
 
 impl KeySet {
     /// The keys in the first column of `result`.
-    fn of(result: &QueryResult) -> Result<Arc<Self>, QueryError> {
+    fn of(result: &QueryResult) -> Result<Arc<Self>, arrow::error::ArrowError> {
         let mut keys = ahash::AHashSet::with_capacity(result.num_rows());
         for batch in &result.batches {
-            let column = arrow::compute::cast(batch.column(0), &DataType::Utf8).map_err(|e| QueryError::Execution(e.to_string()))?;
+            let column = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
             keys.extend(column.as_string::<i32>().iter().flatten().map(Box::from));
         }
         Ok(Arc::new(KeySet(keys)))
