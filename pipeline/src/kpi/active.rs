@@ -112,9 +112,7 @@ impl ActiveKeys {
                 TableRef::Event(LakeTable::CarrierEvents) => "SELECT * FROM carrier_events WHERE active_parcel(tracking_number)",
                 TableRef::Event(LakeTable::TicketEvents) => "SELECT * FROM ticket_events WHERE active_ticket(ticket_id)",
                 TableRef::Event(LakeTable::Quarantine) | TableRef::Derived(_) => {
-                    if let Ok(provider) = raw.table_provider(table.name()).await {
-                        ctx.register_table(table.name(), provider)?;
-                    }
+                    ctx.register_table(table.name(), raw.table_provider(table.name()).await?)?;
                     continue;
                 }
             };
@@ -125,7 +123,7 @@ impl ActiveKeys {
 }
 
 /// One kind of key (order ids, tracking numbers, ticket ids).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct KeySet(ahash::AHashSet<Box<str>>);
 
 impl KeySet {
