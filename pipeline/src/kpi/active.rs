@@ -89,7 +89,8 @@ impl ActiveKeys {
             let tickets = collect(&ctx, ACTIVE_TICKETS, Some(params())).await?;
             ActiveKeys::of(&orders, &parcels, &tickets).map_err(|e| QueryError::Execution(e.to_string()))
         };
-        tokio::time::timeout(limits.timeout, find).await.map_err(|_| QueryError::Timeout(limits.timeout))?
+        let found = tokio::time::timeout(limits.timeout, find).await.map_err(|_| QueryError::Timeout(limits.timeout))?;
+        found.map_err(|e| e.over(limits))
     }
 
     /// The key sets of the three queries' results (their first columns).
@@ -189,13 +190,9 @@ impl ScalarUDFImpl for IsActive {
         let [key] = args.args.as_slice() else {
             return datafusion::common::exec_err!("{} takes one key", self.name);
         };
-        let is_active = |key: Option<&str>| Some(key.is_some_and(|k| self.keys.0.contains(k)));
-        let keys = key.to_array(args.number_rows)?;
-        let active: BooleanArray = match keys.data_type() {
-            DataType::Utf8View => keys.as_string_view().iter().map(is_active).collect(),
-            DataType::LargeUtf8 => keys.as_string::<i64>().iter().map(is_active).collect(),
-            _ => keys.as_string::<i32>().iter().map(is_active).collect(),
-        };
+        // The lake's strings are plain `Utf8`; a view or large string is cast to it.
+        let keys = arrow::compute::cast(&key.to_array(args.number_rows)?, &DataType::Utf8)?;
+        let active: BooleanArray = keys.as_string::<i32>().iter().map(|key| Some(key.is_some_and(|k| self.keys.0.contains(k)))).collect();
         Ok(ColumnarValue::Array(Arc::new(active)))
     }
 }

@@ -67,6 +67,15 @@ impl QueryError {
         !matches!(self, QueryError::Lake(_) | QueryError::Execution(_))
     }
 
+    /// An over-budget error names the budget of `limits` (DataFusion's says only what
+    /// was left).
+    fn over(self, limits: QueryLimits) -> Self {
+        match self {
+            QueryError::OverMemory { detail, .. } => QueryError::OverMemory { limit: limits.max_memory_bytes, detail },
+            other => other,
+        }
+    }
+
     fn from_datafusion(error: DataFusionError) -> Self {
         let root = error.find_root();
         let message = root.to_string();
@@ -356,10 +365,7 @@ impl SqlEngine {
             let mut batches = Vec::new();
             let (mut rows, mut bytes) = (0, 0);
             while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(|e| match QueryError::from_datafusion(e) {
-                    QueryError::OverMemory { detail, .. } => QueryError::OverMemory { limit: limits.max_memory_bytes, detail },
-                    other => other,
-                })?;
+                let batch = batch.map_err(|e| QueryError::from_datafusion(e).over(limits))?;
                 rows += batch.num_rows();
                 bytes += batch.get_array_memory_size();
                 if rows > limits.max_rows {

@@ -55,7 +55,7 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
         Window::Since(day) => {
             let from = day.and_time(chrono::NaiveTime::MIN).and_utc();
             let started = std::time::Instant::now();
-            let active = ActiveKeys::since(&engine, from, limits).await?;
+            let active = ActiveKeys::since(&engine, from, limits).await.map_err(|e| over_budget_names_its_key("active keys", e))?;
             tracing::debug!(since = %from, ?active, elapsed = ?started.elapsed(), "found what was active in the rollup window");
             (engine.only_active(active), from, Some(format!("day >= '{day}'")))
         }

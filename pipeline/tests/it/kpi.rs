@@ -234,7 +234,7 @@ fn assert_same_rollups(expected: &[(&str, Vec<serde_json::Map<String, Value>>)],
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trailing_rollup_reads_only_what_was_active_and_gives_the_days_a_full_one_does() {
+async fn a_trailing_rollup_from_the_active_events_alone_gives_the_days_a_full_one_does() {
     // Twenty days up to today: the last eight days' deliveries, exceptions and tickets
     // are mostly of orders created before them.
     let dir = tempfile::tempdir().unwrap();
