@@ -68,16 +68,20 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
         let params = ParamValues::from(vec![("from", utc_parameter(from)), ("to", utc_parameter(to))]);
         let result = within_budget(&engine, name, sql, params, limits, joins).await.map_err(|e| over_budget_names_its_key(name, e))?;
         let rows = result.num_rows();
-        let batches = plain_strings(result.batches).map_err(|e| derived(name, e))?;
         let table = lake.derived(name).await?;
-        if rows > 0 {
+        // A table's first run creates it, with no rows if it has none (a store that sends
+        // no tickets), so that readers find it and `orderpulse run` does not take it for
+        // a rollup that never ran.
+        let batches = if rows == 0 && table.version().is_none() { vec![RecordBatch::new_empty(result.schema)] } else { result.batches };
+        let batches = plain_strings(batches).map_err(|e| derived(name, e))?;
+        if rows > 0 || table.version().is_none() {
             let mut write = table.write(batches).with_save_mode(SaveMode::Overwrite);
             if let Some(predicate) = &replace {
                 write = write.with_replace_where(predicate.as_str());
             }
             write.await.map_err(|e| derived(name, e))?;
-        } else if table.version().is_some() {
-            // Nothing in the window: clear it (a table is created by its first rows).
+        } else {
+            // Nothing in the window: clear it.
             table.delete().with_predicate(replace.clone().unwrap_or_else(|| "true".into())).await.map_err(|e| derived(name, e))?;
         }
         tracing::debug!(rollup = name, rows, elapsed = ?started.elapsed(), "rollup table replaced");

@@ -255,6 +255,26 @@ async fn a_trailing_rollup_from_the_active_events_alone_gives_the_days_a_full_on
     assert_same_rollups(&full, &trailing, "from a trailing run");
 }
 
+/// A store that sends no support tickets (no help desk connected) and whose parcels have
+/// not been scanned yet: those rollups have no rows. Their tables are still created (and
+/// stay empty) by the first run, trailing or full, or `orderpulse run`, which runs
+/// `--full` while a rollup table is missing, would recompute every day at every interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollup_without_rows_still_creates_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = chrono::Utc::now();
+    let orders = [order_created("o-1", "m_a", now - chrono::Duration::days(1)), order_created("o-2", "m_a", now - chrono::Duration::days(2))];
+    for (name, window) in [("trailing", &["--days", "35"][..]), ("full", &["--full"])] {
+        let lake = dir.path().join(name);
+        ingest_lines(dir.path(), &lake, "orders.ndjson", &orders);
+        run_ok(orderpulse().args(["kpi", "rollup"]).args(window).arg("--lake").arg(&lake));
+        assert_eq!(scalar(&local_lake(&lake), "SELECT sum(orders) FROM kpi_daily_orders").await, 2, "{name}");
+        for table in ["kpi_daily_deliveries", "kpi_daily_shipments", "kpi_daily_tickets"] {
+            assert_eq!(scalar(&local_lake(&lake), &format!("SELECT count(*) FROM {table}")).await, 0, "{table} after a {name} run");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_with_spilling_joins_give_the_same_days_and_a_budget_too_small_for_hash_joins_falls_back_to_them() {
     let dir = tempfile::tempdir().unwrap();
