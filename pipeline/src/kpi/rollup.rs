@@ -72,9 +72,10 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
         // A table's first run creates it, with no rows if it has none (a store that sends
         // no tickets), so that readers find it and `orderpulse run` does not take it for
         // a rollup that never ran.
-        let batches = if rows == 0 && table.version().is_none() { vec![RecordBatch::new_empty(result.schema)] } else { result.batches };
+        let first_run = table.version().is_none();
+        let batches = if rows == 0 && first_run { vec![RecordBatch::new_empty(result.schema)] } else { result.batches };
         let batches = plain_strings(batches).map_err(|e| derived(name, e))?;
-        if rows > 0 || table.version().is_none() {
+        if rows > 0 || first_run {
             let mut write = table.write(batches).with_save_mode(SaveMode::Overwrite);
             if let Some(predicate) = &replace {
                 write = write.with_replace_where(predicate.as_str());
