@@ -69,21 +69,20 @@ pub async fn run(engine: &SqlEngine, lake: &Lake, window: Window, limits: QueryL
         let result = within_budget(&engine, name, sql, params, limits, joins).await.map_err(|e| over_budget_names_its_key(name, e))?;
         let rows = result.num_rows();
         let table = lake.derived(name).await?;
-        // A table's first run creates it, with no rows if it has none (a store that sends
-        // no tickets), so that readers find it and `orderpulse run` does not take it for
-        // a rollup that never ran.
         let first_run = table.version().is_none();
-        let batches = if rows == 0 && first_run { vec![RecordBatch::new_empty(result.schema)] } else { result.batches };
-        let batches = plain_strings(batches).map_err(|e| derived(name, e))?;
-        if rows > 0 || first_run {
-            let mut write = table.write(batches).with_save_mode(SaveMode::Overwrite);
+        if rows == 0 && !first_run {
+            // Nothing in the window: clear it.
+            table.delete().with_predicate(replace.clone().unwrap_or_else(|| "true".into())).await.map_err(|e| derived(name, e))?;
+        } else {
+            // A table's first run creates it, with no rows if it has none (a store that
+            // sends no tickets), so that readers find it and `orderpulse run` does not take
+            // it for a rollup that never ran.
+            let batches = if rows == 0 { vec![RecordBatch::new_empty(result.schema)] } else { result.batches };
+            let mut write = table.write(plain_strings(batches).map_err(|e| derived(name, e))?).with_save_mode(SaveMode::Overwrite);
             if let Some(predicate) = &replace {
                 write = write.with_replace_where(predicate.as_str());
             }
             write.await.map_err(|e| derived(name, e))?;
-        } else {
-            // Nothing in the window: clear it.
-            table.delete().with_predicate(replace.clone().unwrap_or_else(|| "true".into())).await.map_err(|e| derived(name, e))?;
         }
         tracing::debug!(rollup = name, rows, elapsed = ?started.elapsed(), "rollup table replaced");
         rolled.push(Rolled { table: name.clone(), rows });
