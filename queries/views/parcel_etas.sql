@@ -5,7 +5,9 @@
 --
 -- It reads the scans that carry an ETA (a small share of all scans) against each parcel's
 -- first delivery, straight from `carrier_events`, not through `parcels`: KPIs join it to
--- the parcels they count.
+-- the parcels they count. One window orders each parcel's ETA scans: the first is number
+-- 1, the last the one whose number is the count (a second window ordered the other way
+-- would sort the scans twice).
 CREATE VIEW parcel_etas AS
 WITH delivery_times AS (
     SELECT carrier, tracking_number, min(occurred_at) AS delivered_at
@@ -20,7 +22,8 @@ ranked AS (
         e.eta_from,
         e.eta_to,
         row_number() OVER (PARTITION BY e.carrier, e.tracking_number ORDER BY e.occurred_at, e.event_id) AS nth_first,
-        row_number() OVER (PARTITION BY e.carrier, e.tracking_number ORDER BY e.occurred_at DESC, e.event_id DESC) AS nth_last
+        count(*) OVER (PARTITION BY e.carrier, e.tracking_number ORDER BY e.occurred_at, e.event_id
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS etas
     FROM (
         SELECT carrier, tracking_number, occurred_at, event_id, eta_from, eta_to
         FROM carrier_events
@@ -34,8 +37,8 @@ SELECT
     tracking_number,
     max(CASE WHEN nth_first = 1 THEN eta_from END) AS first_eta_from,
     max(CASE WHEN nth_first = 1 THEN eta_to END) AS first_eta_to,
-    max(CASE WHEN nth_last = 1 THEN eta_from END) AS last_eta_from,
-    max(CASE WHEN nth_last = 1 THEN eta_to END) AS last_eta_to
+    max(CASE WHEN nth_first = etas THEN eta_from END) AS last_eta_from,
+    max(CASE WHEN nth_first = etas THEN eta_to END) AS last_eta_to
 FROM ranked
-WHERE nth_first = 1 OR nth_last = 1
+WHERE nth_first = 1 OR nth_first = etas
 GROUP BY carrier, tracking_number

@@ -13,14 +13,12 @@
 -- region from `order.created`; together with carrier and service level they make the lane
 -- (`lane`: `dhl/express DE-NW > DE-BE`; `carrier_service`: `dhl/express`).
 -- last_status is the status of the latest scan by event time (ties: the later event id).
--- The last status is an ordered aggregate (`last_value(x ORDER BY ...)`), one pass over
--- the scans instead of a sorted window over all of them; DuckDB spells it `last` (see
--- queries/README.md). The pickup's region is found by joining the scans to their first
--- `in_transit` time instead: DataFusion keeps an ordered aggregate's sort keys per group
--- as single values, which made the pickups half the cost of every parcel KPI. That join
--- compares the times as plain `TIMESTAMP`s (UTC): DataFusion's sort-merge join, which
--- a rollup falls back to when its hash joins run out of memory, cannot compare times
--- that carry a time zone.
+-- The last status and the pickup's region are ordered aggregates
+-- (`last_value(x ORDER BY ...)`, `first_value(x ORDER BY ...)`): one pass over the scans
+-- each, instead of a sorted window over all of them or a join of the scans to their
+-- first `in_transit` time; DuckDB spells them `last` and `first` (see queries/README.md).
+-- The pickup's region orders the `in_transit` scans by time, then by region with empty
+-- regions last, so the first of them is the smallest region at the first instant.
 -- Scans for tracking numbers no `order.shipped` names are not parcels yet (see
 -- `carrier_events`).
 CREATE VIEW parcels AS
@@ -48,20 +46,12 @@ scan_times AS (
     GROUP BY carrier, tracking_number
 ),
 pickups AS (
-    SELECT e.carrier, e.tracking_number,
-           min(e.location_country || '-' || e.location_region) AS origin
-    FROM carrier_events e
-    JOIN (
-        SELECT carrier, tracking_number, min(occurred_at) AS picked_up_at
-        FROM carrier_events
-        WHERE status = 'in_transit'
-        GROUP BY carrier, tracking_number
-    ) first_pickup
-      ON first_pickup.carrier = e.carrier
-     AND first_pickup.tracking_number = e.tracking_number
-     AND CAST(first_pickup.picked_up_at AS TIMESTAMP) = CAST(e.occurred_at AS TIMESTAMP)
-    WHERE e.status = 'in_transit'
-    GROUP BY e.carrier, e.tracking_number
+    SELECT carrier, tracking_number,
+           first_value(location_country || '-' || location_region
+                       ORDER BY occurred_at, location_country || '-' || location_region NULLS LAST) AS origin
+    FROM carrier_events
+    WHERE status = 'in_transit'
+    GROUP BY carrier, tracking_number
 )
 SELECT
     s.order_id,

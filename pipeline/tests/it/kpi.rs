@@ -275,6 +275,66 @@ async fn a_rollup_without_rows_still_creates_its_table() {
     }
 }
 
+/// The parcel views' choices between scans: a parcel's origin is the region of its first
+/// `in_transit` scan (of several at that instant the smallest region, a scan without one
+/// last), and its first and last ETA are those of its first and last scans with one at
+/// or before its delivery (scans at the same instant in event-id order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parcel_views_pick_the_pickup_region_and_the_etas_by_time_then_tie_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let at = |hour: u32| format!("2026-11-02T{hour:02}:00:00Z");
+    // An ETA window of a whole day: the 10th, 11th, ... of November.
+    let eta = |day: u32| json!({"from": format!("2026-11-{day:02}T08:00:00Z"), "to": format!("2026-11-{day:02}T20:00:00Z")});
+    let scan = |id: &str, tracking: &str, hour: u32, status: &str, place: Option<(&str, &str)>, eta_day: Option<u32>| {
+        let mut scan =
+            json!({"event_id": id, "type": "carrier.scan", "occurred_at": at(hour), "carrier": "ups", "tracking_number": tracking, "status": status});
+        if let Some((country, region)) = place {
+            scan["location"] = json!({"country": country, "region": region});
+        }
+        if let Some(day) = eta_day {
+            scan["estimated_delivery"] = eta(day);
+        }
+        scan.to_string()
+    };
+    let shipped = |order: &str, tracking: &str| {
+        json!({"event_id": format!("ship-{order}"), "type": "order.shipped", "occurred_at": at(8), "merchant_id": "m_a", "order_id": order, "carrier": "ups", "service_level": "ground", "tracking_number": tracking}).to_string()
+    };
+    let created = chrono::DateTime::parse_from_rfc3339(&at(7)).unwrap().with_timezone(&chrono::Utc);
+    let lines = vec![
+        order_created("o-1", "m_a", created),
+        order_created("o-2", "m_a", created),
+        shipped("o-1", "T1"),
+        shipped("o-2", "T2"),
+        // T1: two pickups at 10:00 (US-CA is the smaller region), a smaller one later.
+        scan("t1-a", "T1", 10, "in_transit", Some(("US", "NY")), None),
+        scan("t1-b", "T1", 10, "in_transit", Some(("US", "CA")), None),
+        scan("t1-c", "T1", 11, "in_transit", Some(("CA", "AB")), None),
+        // T1's ETAs: the 10th first; two at 12:00, the later event id (the 13th) last;
+        // the one after the delivery does not count.
+        scan("t1-eta-1", "T1", 9, "info_received", None, Some(10)),
+        scan("t1-eta-3", "T1", 12, "in_transit", None, Some(13)),
+        scan("t1-eta-2", "T1", 12, "in_transit", None, Some(12)),
+        scan("t1-delivered", "T1", 13, "delivered", None, None),
+        scan("t1-eta-4", "T1", 14, "delivered", None, Some(14)),
+        // T2: a pickup without a region and one with, at the same instant.
+        scan("t2-a", "T2", 10, "in_transit", None, None),
+        scan("t2-b", "T2", 10, "in_transit", Some(("DE", "BE")), None),
+    ];
+    ingest_lines(dir.path(), &lake, "parcels.ndjson", &lines);
+    let lake = local_lake(&lake);
+    let origins = crate::common::query(&lake, "SELECT tracking_number, origin FROM parcels ORDER BY tracking_number").await;
+    let origins: Vec<(&str, &str)> = origins.iter().map(|r| (r["tracking_number"].as_str().unwrap(), r["origin"].as_str().unwrap())).collect();
+    assert_eq!(origins, [("T1", "US-CA"), ("T2", "DE-BE")]);
+    let etas = crate::common::query(
+        &lake,
+        "SELECT tracking_number, CAST(date_part('day', first_eta_from) AS BIGINT) AS first_from, CAST(date_part('day', first_eta_to) AS BIGINT) AS first_to, \
+         CAST(date_part('day', last_eta_from) AS BIGINT) AS last_from, CAST(date_part('day', last_eta_to) AS BIGINT) AS last_to FROM parcel_etas",
+    )
+    .await;
+    assert_eq!(etas, [json!({"tracking_number": "T1", "first_from": 10, "first_to": 10, "last_from": 13, "last_to": 13}).as_object().unwrap().clone()]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_with_spilling_joins_give_the_same_days_and_a_budget_too_small_for_hash_joins_falls_back_to_them() {
     let dir = tempfile::tempdir().unwrap();
