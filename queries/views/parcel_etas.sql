@@ -6,8 +6,9 @@
 -- It reads the scans that carry an ETA (a small share of all scans) against each parcel's
 -- first delivery, straight from `carrier_events`, not through `parcels`: KPIs join it to
 -- the parcels they count. One window orders each parcel's ETA scans: the first is number
--- 1, the last the one whose number is the count (a second window ordered the other way
--- would sort the scans twice).
+-- 1, the last the one whose number is the count. The count repeats the row number's
+-- ordering so that both share one sort (a second window ordered the other way would sort
+-- the scans twice).
 CREATE VIEW parcel_etas AS
 WITH delivery_times AS (
     SELECT carrier, tracking_number, min(occurred_at) AS delivered_at

@@ -47,10 +47,12 @@ scan_times AS (
 ),
 pickups AS (
     SELECT carrier, tracking_number,
-           first_value(location_country || '-' || location_region
-                       ORDER BY occurred_at, location_country || '-' || location_region NULLS LAST) AS origin
-    FROM carrier_events
-    WHERE status = 'in_transit'
+           first_value(origin ORDER BY occurred_at, origin NULLS LAST) AS origin
+    FROM (
+        SELECT carrier, tracking_number, occurred_at, location_country || '-' || location_region AS origin
+        FROM carrier_events
+        WHERE status = 'in_transit'
+    ) pickup_scans
     GROUP BY carrier, tracking_number
 )
 SELECT
