@@ -45,14 +45,16 @@ scan_times AS (
     FROM carrier_events
     GROUP BY carrier, tracking_number
 ),
+pickup_scans AS (
+    SELECT carrier, tracking_number, occurred_at,
+           location_country || '-' || location_region AS origin
+    FROM carrier_events
+    WHERE status = 'in_transit'
+),
 pickups AS (
     SELECT carrier, tracking_number,
            first_value(origin ORDER BY occurred_at, origin NULLS LAST) AS origin
-    FROM (
-        SELECT carrier, tracking_number, occurred_at, location_country || '-' || location_region AS origin
-        FROM carrier_events
-        WHERE status = 'in_transit'
-    ) pickup_scans
+    FROM pickup_scans
     GROUP BY carrier, tracking_number
 )
 SELECT

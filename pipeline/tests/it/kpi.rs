@@ -300,7 +300,7 @@ async fn the_parcel_views_pick_the_pickup_region_and_the_etas_by_time_then_tie_b
     let shipped = |order: &str, tracking: &str| {
         json!({"event_id": format!("ship-{order}"), "type": "order.shipped", "occurred_at": at(8), "merchant_id": "m_a", "order_id": order, "carrier": "ups", "service_level": "ground", "tracking_number": tracking}).to_string()
     };
-    let created = chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap().and_hms_opt(7, 0, 0).unwrap().and_utc();
+    let created = chrono::DateTime::parse_from_rfc3339(&at(7)).unwrap().with_timezone(&chrono::Utc);
     let lines = vec![
         order_created("o-1", "m_a", created),
         order_created("o-2", "m_a", created),
