@@ -2,7 +2,8 @@
 //! `GET /v1/orders/{order_id}/status-text` (the plain-language answer to "where is my
 //! order?"). Both read the stream processor's state in memory, never the lake: a
 //! look-up is a hash-map read. A merchant's key finds only that merchant's orders (any
-//! other order is "not found", so order ids of other merchants cannot be probed).
+//! other order is "not found", so order ids of other merchants cannot be probed); an
+//! order whose events name two merchants is shown to neither.
 
 use std::sync::Arc;
 
@@ -166,11 +167,25 @@ fn not_found(order_id: &str) -> ApiError {
     ApiError { status: StatusCode::NOT_FOUND, code: "order_not_found", message: format!("no order {order_id:?} is known (yet)") }
 }
 
-/// The order, if the caller may see it.
+/// The order, if the caller may see it. An order whose events name two merchants is
+/// no merchant's: one it names gets a 409 (its order's state holds the other merchant's
+/// events too), any other merchant "not found"; admins and analysts see it, flagged.
 fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str) -> Result<&'a OrderState, ApiError> {
     match (order, scope) {
         (Some(order), Scope::All) => Ok(order),
-        (Some(order), Scope::Merchant(merchant)) if order.merchant_id.as_deref() == Some(merchant.as_str()) => Ok(order),
+        (Some(order), Scope::Merchant(merchant)) if order.sole_merchant() == Some(merchant.as_str()) => Ok(order),
+        (Some(order), Scope::Merchant(merchant))
+            if [&order.merchant_id, &order.conflicting_merchant_id].iter().any(|m| m.as_deref() == Some(merchant.as_str())) =>
+        {
+            Err(ApiError {
+                status: StatusCode::CONFLICT,
+                code: "order_id_conflict",
+                message: format!(
+                    "the events of order {order_id:?} name more than one merchant, so its state mixes two orders and is not shown; \
+                     order ids must be unique across the merchants of a deployment (see the README)"
+                ),
+            })
+        }
         _ => Err(not_found(order_id)),
     }
 }

@@ -398,6 +398,10 @@ pub enum Flag {
     /// The order's `order.created` has not arrived although the watermark is past its
     /// first event by more than the grace period.
     MissingOrderCreated,
+    /// The order's events name more than one merchant (the smallest and the largest id
+    /// named): two merchants use the same `order_id`, and the state holds their events as
+    /// one order. No merchant sees it; order ids must be unique across a deployment.
+    MerchantConflict { merchant_ids: [String; 2] },
 }
 
 impl Flag {
@@ -408,6 +412,7 @@ impl Flag {
             Flag::ShippedAfterCancellation { .. } => "shipped_after_cancellation",
             Flag::EventBeforeCreation { .. } => "event_before_creation",
             Flag::MissingOrderCreated => "missing_order_created",
+            Flag::MerchantConflict { .. } => "merchant_conflict",
         }
     }
 }
@@ -418,6 +423,11 @@ pub struct OrderState {
     pub order_id: Key,
     /// The smallest merchant id its events named (they should all name the same one).
     pub merchant_id: Option<String>,
+    /// The largest merchant id its events named, when that is not `merchant_id`: the
+    /// events of two merchants' orders under one `order_id`. The state keys orders by
+    /// `order_id` alone (as the contract's Kafka key and carrier scans name an order), so
+    /// it cannot tell them apart; such an order is flagged and shown to no merchant.
+    pub conflicting_merchant_id: Option<String>,
     pub checkout: Option<Checkout>,
     pub milestones: Milestones,
     /// The [`parcel_key`]s of the parcels this order owns, sorted.
@@ -434,6 +444,7 @@ impl OrderState {
         OrderState {
             order_id: Key::new(order_id),
             merchant_id: None,
+            conflicting_merchant_id: None,
             checkout: None,
             milestones: Milestones::default(),
             parcels: Vec::new(),
@@ -454,12 +465,34 @@ impl OrderState {
         }
     }
 
-    pub fn name_merchant(&mut self, merchant_id: Option<&str>) {
-        if let Some(merchant) = merchant_id
-            && self.merchant_id.as_deref().is_none_or(|current| merchant < current)
-        {
+    /// Records the merchant an order event names; `true` if that made the order one of
+    /// two merchants (see [`OrderState::conflicting_merchant_id`]). Keeps the smallest
+    /// and the largest merchant named, whatever the arrival order.
+    pub fn name_merchant(&mut self, merchant_id: Option<&str>) -> bool {
+        let Some(merchant) = merchant_id else { return false };
+        let Some(current) = self.merchant_id.as_deref() else {
             self.merchant_id = Some(merchant.to_owned());
+            return false;
+        };
+        if merchant == current {
+            return false;
         }
+        let (smallest, other) = if merchant < current { (merchant, current) } else { (current, merchant) };
+        let largest = match self.conflicting_merchant_id.as_deref() {
+            Some(known) if known > other => known,
+            _ => other,
+        };
+        let (smallest, largest) = (smallest.to_owned(), largest.to_owned());
+        let newly_conflicting = self.conflicting_merchant_id.is_none();
+        self.merchant_id = Some(smallest);
+        self.conflicting_merchant_id = Some(largest);
+        newly_conflicting
+    }
+
+    /// The merchant whose order this is: `None` while no event named one, or when the
+    /// events named more than one.
+    pub fn sole_merchant(&self) -> Option<&str> {
+        self.merchant_id.as_deref().filter(|_| self.conflicting_merchant_id.is_none())
     }
 
     /// Keeps the earliest checkout if several `order.created` events name the order.
@@ -563,6 +596,9 @@ impl OrderView<'_> {
     /// `order.created` is only a problem once the grace period has passed).
     pub fn flags(&self, watermark: Option<i64>, missing_created_grace: i64) -> Vec<Flag> {
         let mut flags = Vec::new();
+        if let (Some(smallest), Some(largest)) = (&self.order.merchant_id, &self.order.conflicting_merchant_id) {
+            flags.push(Flag::MerchantConflict { merchant_ids: [smallest.clone(), largest.clone()] });
+        }
         for parcel in self.parcels {
             if let Some(scan) = parcel.scan_after_final() {
                 flags.push(Flag::ScanAfterDelivery {
@@ -822,5 +858,30 @@ mod tests {
         }
         assert_eq!(a, b);
         assert_eq!(a.map(|m| m.id), Some(4));
+    }
+
+    #[test]
+    fn the_merchants_an_order_names_are_the_same_in_any_order() {
+        // (merchants named, in arrival order; merchant kept; conflicting; sole merchant)
+        let cases: &[(&[Option<&str>], Option<&str>, Option<&str>, Option<&str>)] = &[
+            (&[], None, None, None),
+            (&[None, Some("m1"), Some("m1"), None], Some("m1"), None, Some("m1")),
+            (&[Some("m2"), Some("m1")], Some("m1"), Some("m2"), None),
+            (&[Some("m1"), Some("m2")], Some("m1"), Some("m2"), None),
+            (&[Some("m2"), Some("m3"), Some("m1")], Some("m1"), Some("m3"), None),
+            (&[Some("m3"), Some("m1"), Some("m2")], Some("m1"), Some("m3"), None),
+            (&[Some("m2"), Some("m1"), Some("m2"), Some("m1")], Some("m1"), Some("m2"), None),
+        ];
+        for &(named, merchant, conflicting, sole) in cases {
+            let mut order = OrderState::new("o-1");
+            let conflicts = named.iter().filter(|&&m| order.name_merchant(m)).count();
+            let case = format!("{named:?}");
+            assert_eq!(order.merchant_id.as_deref(), merchant, "{case}");
+            assert_eq!(order.conflicting_merchant_id.as_deref(), conflicting, "{case}");
+            assert_eq!(order.sole_merchant(), sole, "{case}");
+            assert_eq!(conflicts, usize::from(conflicting.is_some()), "{case}: a conflict is counted once");
+            let flagged = view(&order, &[]).flags(None, 0).into_iter().any(|f| f.name() == "merchant_conflict");
+            assert_eq!(flagged, conflicting.is_some(), "{case}");
+        }
     }
 }

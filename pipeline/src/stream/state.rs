@@ -93,6 +93,9 @@ pub struct StreamCounters {
     /// Events that arrived behind the watermark (still applied).
     pub late: u64,
     pub evicted_orders: u64,
+    /// Orders whose events turned out to name two merchants (see
+    /// [`OrderState::conflicting_merchant_id`]).
+    pub merchant_conflicts: u64,
 }
 
 /// What the state holds, in numbers: `orderpulse process` prints it, tests compare it.
@@ -316,7 +319,9 @@ impl StreamState {
         if first_own_event {
             self.sweep.schedule(order_id.clone(), at.micros + self.settings.retention);
         }
-        order.name_merchant(merchant_id.as_deref());
+        if order.name_merchant(merchant_id.as_deref()) {
+            self.counters.merchant_conflicts += 1;
+        }
         let texts = &mut self.texts;
         let mut mark = |detail: Option<String>| Mark { at, id, detail: detail.map(|d| texts.key(d)) };
         let m = &mut order.milestones;
@@ -544,7 +549,7 @@ impl StreamState {
             TimerKind::ShipByPassed => Some(subject.to_owned()),
             _ => self.parcels.get(subject).and_then(|p| p.owner()).map(str::to_owned),
         };
-        let merchant_id = order_id.as_deref().and_then(|o| self.orders.get(o)).and_then(|o| o.merchant_id.clone());
+        let merchant_id = order_id.as_deref().and_then(|o| self.orders.get(o)).and_then(|o| o.sole_merchant()).map(str::to_owned);
         Some(TimerFiring { due_at: due, kind, subject: subject.to_owned(), order_id, merchant_id })
     }
 
@@ -843,6 +848,35 @@ mod tests {
         let view = OrderView { order, parcels: &parcels };
         assert_eq!(view.status(), OrderStatus::InTransit);
         assert_eq!(view.flags(state.watermark(), state.settings().missing_created_grace), [super::super::order::Flag::MissingOrderCreated]);
+    }
+
+    #[test]
+    fn an_order_id_two_merchants_use_is_flagged_and_belongs_to_neither() {
+        let other_merchant = event(serde_json::json!({
+            "event_id": "o1-created-elsewhere", "type": "order.created", "occurred_at": time(1),
+            "merchant_id": "m-0", "order_id": "o1", "ship_by": time(24),
+        }));
+        let mut state = StreamState::new(StreamSettings::default());
+        for e in [created("o1", 0, 24), other_merchant.clone(), other_merchant, cancelled("o1", 2), created("o2", 0, 24)] {
+            state.apply(e);
+        }
+        assert_eq!(state.counters().merchant_conflicts, 1, "counted once, duplicates aside");
+        let order = state.order("o1").expect("kept");
+        assert_eq!((order.merchant_id.as_deref(), order.conflicting_merchant_id.as_deref()), (Some("m-0"), Some("m-1")));
+        state.advance_with_clock(T0 + 30 * HOUR + state.settings().allowed_lateness);
+        let fired = state.fire_due_timers();
+        assert_eq!(fired.iter().map(|f| (f.subject.as_str(), f.merchant_id.as_deref())).collect::<Vec<_>>(), [("o2", Some("m-1"))]);
+
+        let mut changes = state.take_changes();
+        changes.order_ids.sort();
+        let batch = super::super::output::order_status_batch(&state, &changes).expect("a batch");
+        let column = |name: &str| batch.column_by_name(name).expect(name).as_any().downcast_ref::<arrow::array::StringArray>().expect(name).clone();
+        let (merchants, flags) = (column("merchant_id"), column("flags"));
+        let row = |order: &str| (0..batch.num_rows()).find(|&i| column("order_id").value(i) == order).expect(order);
+        let (conflicted, plain) = (row("o1"), row("o2"));
+        assert!(arrow::array::Array::is_null(&merchants, conflicted), "no merchant's row");
+        assert!(flags.value(conflicted).split(',').any(|f| f == "merchant_conflict"), "{}", flags.value(conflicted));
+        assert_eq!(merchants.value(plain), "m-1");
     }
 
     #[test]

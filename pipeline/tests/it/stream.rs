@@ -127,6 +127,7 @@ async fn killed_while_following_a_live_lake_it_ends_as_a_replay_does() {
 
 const LOTUS: &str = "op_stream_lotus_key";
 const NORTHWIND: &str = "op_stream_northwind_key";
+const ADMIN: &str = "op_stream_admin_key";
 
 async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> (u16, String, Option<String>) {
     let mut request = client.get(url);
@@ -150,17 +151,32 @@ async fn run_answers_where_an_order_is_from_the_stream_state() {
         &lake,
         "SELECT s.order_id, o.merchant_id FROM order_events s JOIN order_events o ON o.order_id = s.order_id AND o.type = 'order.created' \
          JOIN carrier_events c ON c.tracking_number = s.tracking_number AND c.status = 'delivered' \
-         WHERE s.type = 'order.shipped' AND o.merchant_id = 'm_lotus' ORDER BY s.order_id LIMIT 1",
+         WHERE s.type = 'order.shipped' AND o.merchant_id = 'm_lotus' ORDER BY s.order_id LIMIT 2",
     )
     .await;
     let order_id = delivered[0]["order_id"].as_str().unwrap().to_owned();
+    // Another merchant's order under the id of the second: one order in the state, which
+    // neither merchant may see.
+    let conflicted = delivered[1]["order_id"].as_str().unwrap().to_owned();
+    let elsewhere = dir.path().join("elsewhere.ndjson");
+    let line = serde_json::json!({
+        "event_id": "northwind-same-id", "type": "order.created", "occurred_at": "2026-11-02T12:00:00Z",
+        "merchant_id": "m_northwind", "order_id": conflicted,
+    });
+    std::fs::write(&elsewhere, format!("{line}\n")).unwrap();
+    run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&elsewhere).arg("--lake").arg(&lake_dir));
 
-    let entry = |name: &str, merchant: &str, key: &str| {
+    let entry = |name: &str, merchant: Option<&str>, key: &str| {
         let hash = orderpulse::api::auth::sha256_hex(key);
-        format!("[[auth.keys]]\nname = \"{name}\"\nrole = \"merchant\"\nmerchant = \"{merchant}\"\nsha256 = \"{hash}\"\n")
+        let role = match merchant {
+            Some(merchant) => format!("role = \"merchant\"\nmerchant = \"{merchant}\""),
+            None => "role = \"admin\"".to_owned(),
+        };
+        format!("[[auth.keys]]\nname = \"{name}\"\n{role}\nsha256 = \"{hash}\"\n")
     };
     let config = dir.path().join("orderpulse.toml");
-    std::fs::write(&config, [entry("lotus", "m_lotus", LOTUS), entry("northwind", "m_northwind", NORTHWIND)].join("\n")).unwrap();
+    let keys = [entry("lotus", Some("m_lotus"), LOTUS), entry("northwind", Some("m_northwind"), NORTHWIND), entry("ops", None, ADMIN)];
+    std::fs::write(&config, keys.join("\n")).unwrap();
     let server = Server::start(&lake_dir, &["--no-simulator", "--config", config.to_str().unwrap()], &[]);
     let client = reqwest::Client::new();
     let lotus = format!("Bearer {LOTUS}");
@@ -208,4 +224,30 @@ async fn run_answers_where_an_order_is_from_the_stream_state() {
     }
     let (status, _, _) = get(&client, &url, &[]).await;
     assert_eq!(status, 401, "no key, no order");
+
+    // The order id both merchants used: shown flagged to an admin (once the processor has
+    // read the second ingest's commit), a 409 for each merchant (the state mixes their
+    // events).
+    let conflicted_url = format!("{}/v1/orders/{conflicted}", server.base);
+    let admin = format!("Bearer {ADMIN}");
+    let conflict = loop {
+        let (status, body, _) = get(&client, &conflicted_url, &[("authorization", &admin)]).await;
+        assert_eq!(status, 200, "{body}");
+        let timeline: Value = serde_json::from_str(&body).unwrap();
+        if let Some(flag) = timeline["flags"].as_array().unwrap().iter().find(|f| f["flag"] == "merchant_conflict") {
+            break flag.clone();
+        }
+        assert!(Instant::now() < deadline, "the conflict was never flagged: {timeline}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(conflict["merchant_ids"], serde_json::json!(["m_lotus", "m_northwind"]));
+    for key in [&lotus, &northwind] {
+        for url in [conflicted_url.clone(), format!("{conflicted_url}/status-text")] {
+            let (status, body, _) = get(&client, &url, &[("authorization", key)]).await;
+            assert_eq!(status, 409, "{url}: {body}");
+            let error: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(error["error"]["code"], "order_id_conflict", "{body}");
+            assert!(!body.contains("m_northwind") && !body.contains("m_lotus"), "the error names no merchant: {body}");
+        }
+    }
 }
