@@ -65,6 +65,13 @@ impl AppState {
         AppState { orders: Some(lookup), ..self }
     }
 
+    /// Where the stream processor of this process stands: `caught_up` once it has read
+    /// the whole lake since the start, `catching_up` before; `None` if it runs none.
+    fn stream_progress(&self) -> Option<&'static str> {
+        let lookup = self.orders.as_ref()?;
+        Some(if lookup.caught_up.is_caught_up() { "caught_up" } else { "catching_up" })
+    }
+
     /// Who sent the request, from its `Authorization: Bearer <key>` header.
     fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         let key = headers
@@ -137,12 +144,17 @@ impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
     }
+
+    /// Errors the same request soon may not get: they carry `Retry-After`.
+    fn is_transient(&self) -> bool {
+        self.status == StatusCode::TOO_MANY_REQUESTS || self.code == "stream_catching_up"
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.is_transient() {
             return (self.status, [(header::RETRY_AFTER, "1")], body).into_response();
         }
         if self.status == StatusCode::UNAUTHORIZED {
@@ -192,20 +204,23 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// `GET /healthz`: the process answers (liveness), and where HTTP ingest stands.
+/// `GET /healthz`: the process answers (liveness), and where HTTP ingest and the stream
+/// processor stand.
 async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"status": "ok", "ingest": state.ingest_readiness()}))
+    Json(json!({"status": "ok", "ingest": state.ingest_readiness(), "stream": state.stream_progress()}))
 }
 
 /// `GET /readyz`: 200 once HTTP ingest takes events at once, 503 while it still rebuilds
 /// its dedup window (its requests would wait) or after it stopped. For load balancers and
-/// deploy scripts, which should send events only once it is 200. (Queries and order
-/// look-ups answer from the start; a stream state built from nothing fills as it replays.)
+/// deploy scripts, which should send events only once it is 200. Queries and order
+/// look-ups answer from the start, so the stream processor does not hold readiness back:
+/// `stream` says whether it has caught up with the lake since the start, and until then
+/// an order it does not hold yet gets a 503 `stream_catching_up`, not a 404.
 async fn readyz(State(state): State<AppState>) -> Response {
     let ingest = state.ingest_readiness();
     let ready = ingest.is_none_or(|r| r == Readiness::Ready);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"ready": ready, "ingest": ingest}))).into_response()
+    (status, Json(json!({"ready": ready, "ingest": ingest, "stream": state.stream_progress()}))).into_response()
 }
 
 #[derive(Deserialize)]

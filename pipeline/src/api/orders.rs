@@ -19,12 +19,14 @@ use crate::kpi::Scope;
 use crate::model::{Timestamp, Window};
 use crate::notify::status_text::StatusTexts;
 use crate::stream::order::{Flag, OrderState, OrderView, ParcelState};
-use crate::stream::processor::SharedState;
+use crate::stream::processor::{CaughtUp, SharedState};
 
-/// What the order endpoints read: the live state and the status templates.
+/// What the order endpoints read: the live state, whether it has caught up with the
+/// lake, and the status templates.
 #[derive(Clone)]
 pub struct OrderLookup {
     pub state: SharedState,
+    pub caught_up: CaughtUp,
     pub texts: Arc<StatusTexts>,
 }
 
@@ -163,14 +165,23 @@ impl AppState {
     }
 }
 
-fn not_found(order_id: &str) -> ApiError {
+/// An order the state does not hold (or the caller may not see): "not found", or, while
+/// the processor is still reading the lake after a start, "ask again" (it may be there).
+fn not_found(order_id: &str, caught_up: &CaughtUp) -> ApiError {
+    if !caught_up.is_caught_up() {
+        return ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "stream_catching_up",
+            message: format!("the stream processor is still reading the lake after a start and has not seen order {order_id:?} yet; ask again shortly"),
+        };
+    }
     ApiError { status: StatusCode::NOT_FOUND, code: "order_not_found", message: format!("no order {order_id:?} is known (yet)") }
 }
 
 /// The order, if the caller may see it. An order whose events name two merchants is
 /// no merchant's: one it names gets a 409 (its order's state holds the other merchant's
 /// events too), any other merchant "not found"; admins and analysts see it, flagged.
-fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str) -> Result<&'a OrderState, ApiError> {
+fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str, caught_up: &CaughtUp) -> Result<&'a OrderState, ApiError> {
     match (order, scope) {
         (Some(order), Scope::All) => Ok(order),
         (Some(order), Scope::Merchant(merchant)) if order.sole_merchant() == Some(merchant.as_str()) => Ok(order),
@@ -186,7 +197,7 @@ fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str) -> 
                 ),
             })
         }
-        _ => Err(not_found(order_id)),
+        _ => Err(not_found(order_id, caught_up)),
     }
 }
 
@@ -199,7 +210,7 @@ pub async fn order(State(app): State<AppState>, headers: HeaderMap, Path(order_i
     let scope = app.principal(&headers)?.scope();
     let lookup = app.order_lookup()?;
     let state = lookup.state.read().map_err(|_| poisoned())?;
-    let order = visible(state.order(&order_id), &scope, &order_id)?;
+    let order = visible(state.order(&order_id), &scope, &order_id, &lookup.caught_up)?;
     let parcels = state.parcels_of(order);
     let view = OrderView { order, parcels: &parcels };
     let body = timeline(&view, state.watermark(), state.settings().missing_created_grace);
@@ -215,7 +226,7 @@ pub async fn status_text(State(app): State<AppState>, headers: HeaderMap, Path(o
     let language = lookup.texts.negotiate(accept_language).to_owned();
     let (status, text) = {
         let state = lookup.state.read().map_err(|_| poisoned())?;
-        let order = visible(state.order(&order_id), &scope, &order_id)?;
+        let order = visible(state.order(&order_id), &scope, &order_id, &lookup.caught_up)?;
         let parcels = state.parcels_of(order);
         let view = OrderView { order, parcels: &parcels };
         let text = lookup.texts.render(&language, &view, chrono::Utc::now()).map_err(|e| ApiError {
@@ -231,4 +242,19 @@ pub async fn status_text(State(app): State<AppState>, headers: HeaderMap, Path(o
         return Ok((content_language, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
     }
     Ok((content_language, Json(json!({"order_id": order_id, "language": language, "status": status, "text": text}))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_order_is_not_found_only_once_the_state_has_caught_up() {
+        let cases = [(CaughtUp::default(), 503, "stream_catching_up", Some("1")), (CaughtUp::already(), 404, "order_not_found", None)];
+        for (caught_up, status, code, retry_after) in cases {
+            let response = visible(None, &Scope::All, "o-404", &caught_up).expect_err("no order").into_response();
+            assert_eq!(response.status().as_u16(), status, "{code}");
+            assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap()), retry_after, "{code}");
+        }
+    }
 }

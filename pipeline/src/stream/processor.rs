@@ -18,6 +18,7 @@
 //! harmless: the state ignores events it has seen.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,30 @@ pub struct ProcessorOptions {
 /// The state, shared with the API's order look-ups (which only read).
 pub type SharedState = Arc<RwLock<StreamState>>;
 
+/// Whether the processor has read, since it started, everything its tables held: until
+/// then an order missing from the state may still be in the lake (a state rebuilt from
+/// the event tables, or the commits after its checkpoint). Shared with the API, which
+/// tells a caller to ask again rather than say "not found".
+#[derive(Debug, Clone, Default)]
+pub struct CaughtUp(Arc<AtomicBool>);
+
+impl CaughtUp {
+    /// For a state built whole before it is served (the look-up bench).
+    pub fn already() -> Self {
+        let caught_up = CaughtUp::default();
+        caught_up.mark();
+        caught_up
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn mark(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
 /// The tables the processor follows, with the stream each carries.
 const FOLLOWED: [(LakeTable, Stream); 2] = [(LakeTable::OrderEvents, Stream::Orders), (LakeTable::CarrierEvents, Stream::Carrier)];
 
@@ -62,6 +87,7 @@ pub struct Processor {
     /// When each followed table last had new events (same order as `tails`).
     last_events: Vec<Instant>,
     last_checkpoint: Instant,
+    caught_up: CaughtUp,
 }
 
 /// What a step did.
@@ -102,6 +128,7 @@ impl Processor {
             dirty: false,
             last_events: vec![Instant::now(); FOLLOWED.len()],
             last_checkpoint: Instant::now(),
+            caught_up: CaughtUp::default(),
         };
         if seq > 0 {
             processor.write_outputs().await?;
@@ -111,6 +138,10 @@ impl Processor {
 
     pub fn shared_state(&self) -> SharedState {
         self.state.clone()
+    }
+
+    pub fn caught_up(&self) -> CaughtUp {
+        self.caught_up.clone()
     }
 
     fn positions(&self) -> BTreeMap<String, i64> {
@@ -141,6 +172,10 @@ impl Processor {
                 self.state.write().map_err(|_| poisoned())?.set_input_idle(*input);
             }
             progress.events += events;
+        }
+        if progress.events == 0 {
+            // Every table was read to its end without an error.
+            self.caught_up.mark();
         }
         let all_idle = self.last_events.iter().all(|at| at.elapsed() >= self.options.idle_after);
         if progress.events == 0 && all_idle {

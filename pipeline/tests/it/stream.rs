@@ -193,6 +193,16 @@ async fn run_answers_where_an_order_is_from_the_stream_state() {
         assert!(Instant::now() < deadline, "the order never appeared: {status} {body}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // `/readyz` tells when the processor has read the whole lake since its start.
+    loop {
+        let (_, ready, _) = get(&client, &format!("{}/readyz", server.base), &[]).await;
+        let stream = serde_json::from_str::<Value>(&ready).unwrap()["stream"].clone();
+        if stream == "caught_up" {
+            break;
+        }
+        assert!(stream == "catching_up" && Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(timeline["order_id"], order_id.as_str());
     assert_eq!(timeline["merchant_id"], "m_lotus");
     assert!(matches!(timeline["status"].as_str(), Some("delivered" | "completed" | "return_requested" | "partially_delivered")), "{timeline}");
