@@ -18,11 +18,23 @@ pub struct Args {
     /// had gone idle (fires every timer due by now).
     #[arg(long, requires = "once")]
     advance_clock: bool,
+    /// First delete the stream state (its checkpoints) and its output tables
+    /// (`order_status`, `timer_firings`), and rebuild them from the event tables: after an
+    /// upgrade that changed the state's format, or to apply changed `[stream]` settings.
+    /// Stop every other processor of the lake (`orderpulse run`, `orderpulse process`)
+    /// first.
+    #[arg(long)]
+    rebuild: bool,
 }
 
 pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     config.validate()?;
     let lake = args.lake.open(config)?;
+    if args.rebuild {
+        for (folder, objects) in crate::stream::processor::discard_state(&lake).await? {
+            tracing::info!(folder, objects, "deleted for the rebuild");
+        }
+    }
     let mut processor = Processor::open(&lake, config.stream.processor_options()).await?;
     if args.once {
         let progress = processor.catch_up(args.advance_clock).await?;

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
 use object_store::memory::InMemory;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::model::schema::LakeTable;
@@ -198,6 +199,27 @@ impl Lake {
     pub fn object_store(&self, name: &str) -> Result<Arc<dyn ObjectStore>, LakeError> {
         let delta = self.builder(name).and_then(|b| b.build()).map_err(|e| LakeError::Derived { name: name.to_owned(), message: describe(&e) })?;
         Ok(delta.object_store())
+    }
+
+    /// Deletes the folder `name` of the lake and everything in it (a derived table, the
+    /// stream processor's checkpoints); returns how many objects it held. Nothing else
+    /// may be writing there.
+    pub async fn delete_folder(&self, name: &str) -> Result<usize, LakeError> {
+        let failed = |message: String| LakeError::Other { what: "deleting a lake folder", message: format!("{}: {message}", self.url_of(name)) };
+        let store = self.object_store(name)?;
+        let paths: Vec<object_store::path::Path> = store.list(None).map_ok(|meta| meta.location).try_collect().await.map_err(|e| failed(e.to_string()))?;
+        for path in &paths {
+            store.delete(path).await.map_err(|e| failed(format!("{path}: {e}")))?;
+        }
+        // A local folder would keep its (empty) directories, and an empty `_delta_log`
+        // does not read as "no table".
+        if let Some(folder) = self.local_folder(name) {
+            match std::fs::remove_dir_all(&folder) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(failed(error.to_string())),
+                _ => {}
+            }
+        }
+        Ok(paths.len())
     }
 
     /// Opens a table, creating it (empty, with its schema and partitioning) if needed.

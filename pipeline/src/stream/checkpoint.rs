@@ -51,7 +51,7 @@ pub enum CheckpointError {
     #[error("stream checkpoint {path} is damaged: {message}")]
     Damaged { path: String, message: String },
     #[error(
-        "stream checkpoint {path} holds state format {}, this orderpulse reads format {FORMAT}; to rebuild the state from the event tables, stop the processor and delete the lake's `{FOLDER}/` folder and the `order_status` and `timer_firings` tables",
+        "stream checkpoint {path} holds state format {}, this orderpulse reads format {FORMAT}; to rebuild the state from the event tables, stop every processor of the lake (`orderpulse run`, `orderpulse process`) and run `orderpulse process --once --rebuild` once",
         found.map_or_else(|| "1 (unmarked)".to_string(), |f| f.to_string())
     )]
     Format { path: String, found: Option<u16> },

@@ -101,6 +101,19 @@ fn poisoned() -> LakeError {
     LakeError::Other { what: "the stream state", message: "a thread panicked while changing it".into() }
 }
 
+/// Deletes the processor's checkpoints and its output tables (`order_status`,
+/// `timer_firings`), so that the next start rebuilds the state from the event tables:
+/// after a change of the state's format, or to apply changed `[stream]` settings. Every
+/// processor of the lake must be stopped first. Returns the objects deleted per folder.
+pub async fn discard_state(lake: &Lake) -> Result<Vec<(&'static str, usize)>, LakeError> {
+    let mut deleted = Vec::new();
+    // The checkpoints first: without them, leftover outputs are rewritten by the rebuild.
+    for folder in std::iter::once(super::checkpoint::FOLDER).chain(output::TABLES) {
+        deleted.push((folder, lake.delete_folder(folder).await?));
+    }
+    Ok(deleted)
+}
+
 impl Processor {
     /// Resumes from the newest checkpoint (writing the outputs it still owed), or starts
     /// afresh from the tables' current snapshots.

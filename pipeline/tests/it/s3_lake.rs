@@ -208,4 +208,12 @@ async fn the_stream_processor_checkpoints_to_s3_and_resumes_there_as_on_local_di
     assert_eq!(summary(again), from_s3);
     assert_eq!(query(&s3.lake(), outputs).await, written, "order_status or timer_firings doubled");
     assert_eq!(written[0]["statuses"], written[0]["orders"], "an order has two order_status rows");
+
+    // A rebuild deletes the checkpoints and outputs on S3 and builds them again, the same.
+    let rebuilt = on_s3(&["process", "--once", "--rebuild"]).env("RUST_LOG", "orderpulse=info").output().unwrap();
+    let log = String::from_utf8_lossy(&rebuilt.stderr).into_owned();
+    assert!(rebuilt.status.success(), "{log}");
+    assert!(log.contains("deleted for the rebuild") && !log.contains("stream state restored"), "started from the deleted checkpoint: {log}");
+    assert_eq!(summary(rebuilt), from_s3);
+    assert_eq!(query(&s3.lake(), outputs).await, written, "order_status or timer_firings not rebuilt once");
 }
