@@ -13,6 +13,7 @@ pub mod config;
 pub mod ingest;
 pub mod kpi;
 pub mod lake;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod source;

@@ -1,9 +1,10 @@
-//! The HTTP API (axum): `/healthz`, `/readyz`, `POST /v1/sql`, `GET /v1/kpis[/{name}]`,
+//! The HTTP API (axum): `/healthz`, `/readyz`, `/metrics`, `POST /v1/sql`, `GET /v1/kpis[/{name}]`,
 //! `POST /v1/events`, `POST /v1/carriers/{carrier}/webhook`, `GET /v1/orders/{id}[/status-text]`. Every error is JSON: `{"error": {"code": ..., "message": ...}}`
 //! with a 4xx for the caller's mistakes and a 5xx for ours.
 
 pub mod auth;
 mod carriers;
+mod metrics;
 pub mod orders;
 pub mod pgwire;
 
@@ -121,6 +122,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/sql", post(sql).layer(DefaultBodyLimit::max(1 << 20)))
         .route("/v1/kpis", get(list_kpis))
         .route("/v1/kpis/{name}", get(kpi))

@@ -201,7 +201,7 @@ fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str, cau
     }
 }
 
-fn poisoned() -> ApiError {
+pub(super) fn poisoned() -> ApiError {
     ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "state_unavailable", message: "the stream state is unavailable".into() }
 }
 

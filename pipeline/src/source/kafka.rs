@@ -163,16 +163,17 @@ impl ConsumerContext for ConsumerHooks {
 impl ConsumerHooks {
     /// The lag per partition in the Prometheus text format.
     pub fn metrics(&self) -> String {
-        let mut out = String::from(
-            "# HELP orderpulse_kafka_consumer_lag Messages behind the partition's high watermark.\n\
-             # TYPE orderpulse_kafka_consumer_lag gauge\n",
-        );
-        if let Ok(lag) = self.lag.lock() {
-            for ((topic, partition), messages) in lag.iter() {
-                out.push_str(&format!("orderpulse_kafka_consumer_lag{{topic=\"{topic}\",partition=\"{partition}\"}} {messages}\n"));
-            }
-        }
-        out
+        use crate::metrics::{Exposition, Kind};
+        let lag: Vec<_> = match self.lag.lock() {
+            Ok(lag) => lag
+                .iter()
+                .map(|((topic, partition), messages)| (vec![("topic", topic.clone()), ("partition", partition.to_string())], *messages as f64))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut page = Exposition::default();
+        page.family("orderpulse_kafka_consumer_lag", Kind::Gauge, "Messages behind the partition's high watermark.", lag);
+        page.finish()
     }
 }
 

@@ -268,4 +268,19 @@ async fn run_answers_where_an_order_is_from_the_stream_state() {
             assert!(!body.contains("m_northwind") && !body.contains("m_lotus"), "the error names no merchant: {body}");
         }
     }
+
+    // The operator's numbers: every merchant's, so not for a merchant's key.
+    let metrics_url = format!("{}/metrics", server.base);
+    let (status, _, _) = get(&client, &metrics_url, &[("authorization", &lotus)]).await;
+    assert_eq!(status, 403);
+    let (status, page, _) = get(&client, &metrics_url, &[("authorization", &admin)]).await;
+    assert_eq!(status, 200, "{page}");
+    let sample = |name: &str| {
+        let line = page.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name} in {page}"));
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+    };
+    assert_eq!(sample("orderpulse_stream_caught_up"), 1.0);
+    assert_eq!(sample("orderpulse_stream_merchant_conflicts_total"), 1.0);
+    assert!(sample("orderpulse_stream_orders") >= 600.0 && sample("orderpulse_stream_events_applied_total") > sample("orderpulse_stream_orders"), "{page}");
+    assert!(page.contains("# TYPE orderpulse_stream_events_applied_total counter"), "{page}");
 }
