@@ -16,7 +16,7 @@ use orderpulse::kpi::{QueryLimits, SqlEngine};
 use orderpulse::lake::Lake;
 use orderpulse::notify::status_text::StatusTexts;
 use orderpulse::source::simulator::{Scenario, Simulator};
-use orderpulse::stream::processor::CaughtUp;
+use orderpulse::stream::processor::ProcessorStatus;
 use orderpulse::stream::{StreamSettings, StreamState};
 use rand::{Rng, SeedableRng};
 
@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async move {
         let lake = Lake::open("memory:///", Default::default())?;
-        let lookup = OrderLookup { state: Arc::new(RwLock::new(state)), caught_up: CaughtUp::already(), texts: Arc::new(StatusTexts::load(None)?) };
+        let lookup = OrderLookup { state: Arc::new(RwLock::new(state)), processor: ProcessorStatus::caught_up(), texts: Arc::new(StatusTexts::load(None)?) };
         let app = AppState::new(
             SqlEngine::new(lake),
             QueryLimits::time_only(Duration::from_secs(30)),

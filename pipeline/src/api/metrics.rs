@@ -13,6 +13,7 @@ use crate::api::auth::{AuthError, Role};
 use crate::ingest::http::Readiness;
 use crate::metrics::{Exposition, Kind};
 use crate::model::Timestamp;
+use crate::stream::processor::Phase;
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -25,12 +26,14 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<
         page.single("orderpulse_http_ingest_ready", Kind::Gauge, "1 once HTTP ingest takes events at once.", flag(ready == Readiness::Ready));
     }
     if let Some(lookup) = &app.orders {
+        let phase = lookup.processor.phase();
         page.single(
             "orderpulse_stream_caught_up",
             Kind::Gauge,
-            "1 once the stream processor has read the whole lake since its start.",
-            flag(lookup.caught_up.is_caught_up()),
+            "1 once the stream processor has read the whole lake since its start (and until it stops).",
+            flag(phase == Phase::CaughtUp),
         );
+        page.single("orderpulse_stream_stopped", Kind::Gauge, "1 once the stream processor has stopped (see the log).", flag(phase == Phase::Stopped));
         let state = lookup.state.read().map_err(|_| super::orders::poisoned())?;
         let (counters, watermark) = (state.counters(), state.watermark());
         let gauges = [

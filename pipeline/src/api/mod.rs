@@ -27,6 +27,7 @@ use crate::ingest::LineOutcome;
 use crate::kpi::format::{arrow_stream, json_rows, render, OutputFormat};
 use crate::kpi::library::{KpiError, KpiParams};
 use crate::kpi::{QueryError, QueryLimits, QueryResult, SqlEngine};
+use crate::stream::processor::Phase;
 
 /// What every handler can reach. Cloned per request (an `Arc` inside).
 #[derive(Clone)]
@@ -66,11 +67,9 @@ impl AppState {
         AppState { orders: Some(lookup), ..self }
     }
 
-    /// Where the stream processor of this process stands: `caught_up` once it has read
-    /// the whole lake since the start, `catching_up` before; `None` if it runs none.
-    fn stream_progress(&self) -> Option<&'static str> {
-        let lookup = self.orders.as_ref()?;
-        Some(if lookup.caught_up.is_caught_up() { "caught_up" } else { "catching_up" })
+    /// Where the stream processor of this process stands; `None` if it runs none.
+    fn stream_phase(&self) -> Option<Phase> {
+        Some(self.orders.as_ref()?.processor.phase())
     }
 
     /// Who sent the request, from its `Authorization: Bearer <key>` header.
@@ -209,20 +208,20 @@ impl From<QueryError> for ApiError {
 /// `GET /healthz`: the process answers (liveness), and where HTTP ingest and the stream
 /// processor stand.
 async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"status": "ok", "ingest": state.ingest_readiness(), "stream": state.stream_progress()}))
+    Json(json!({"status": "ok", "ingest": state.ingest_readiness(), "stream": state.stream_phase()}))
 }
 
 /// `GET /readyz`: 200 once HTTP ingest takes events at once, 503 while it still rebuilds
 /// its dedup window (its requests would wait) or after it stopped. For load balancers and
 /// deploy scripts, which should send events only once it is 200. Queries and order
 /// look-ups answer from the start, so the stream processor does not hold readiness back:
-/// `stream` says whether it has caught up with the lake since the start, and until then
-/// an order it does not hold yet gets a 503 `stream_catching_up`, not a 404.
+/// `stream` says whether it has caught up with the lake since the start (until then an
+/// order it does not hold yet gets a 503 `stream_catching_up`, not a 404), or stopped.
 async fn readyz(State(state): State<AppState>) -> Response {
     let ingest = state.ingest_readiness();
     let ready = ingest.is_none_or(|r| r == Readiness::Ready);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"ready": ready, "ingest": ingest, "stream": state.stream_progress()}))).into_response()
+    (status, Json(json!({"ready": ready, "ingest": ingest, "stream": state.stream_phase()}))).into_response()
 }
 
 #[derive(Deserialize)]

@@ -19,14 +19,14 @@ use crate::kpi::Scope;
 use crate::model::{Timestamp, Window};
 use crate::notify::status_text::StatusTexts;
 use crate::stream::order::{Flag, OrderState, OrderView, ParcelState};
-use crate::stream::processor::{CaughtUp, SharedState};
+use crate::stream::processor::{Phase, ProcessorStatus, SharedState};
 
-/// What the order endpoints read: the live state, whether it has caught up with the
-/// lake, and the status templates.
+/// What the order endpoints read: the live state, where its processor stands, and the
+/// status templates.
 #[derive(Clone)]
 pub struct OrderLookup {
     pub state: SharedState,
-    pub caught_up: CaughtUp,
+    pub processor: ProcessorStatus,
     pub texts: Arc<StatusTexts>,
 }
 
@@ -165,23 +165,30 @@ impl AppState {
     }
 }
 
-/// An order the state does not hold (or the caller may not see): "not found", or, while
-/// the processor is still reading the lake after a start, "ask again" (it may be there).
-fn not_found(order_id: &str, caught_up: &CaughtUp) -> ApiError {
-    if !caught_up.is_caught_up() {
-        return ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "stream_catching_up",
-            message: format!("the stream processor is still reading the lake after a start and has not seen order {order_id:?} yet; ask again shortly"),
-        };
-    }
-    ApiError { status: StatusCode::NOT_FOUND, code: "order_not_found", message: format!("no order {order_id:?} is known (yet)") }
+/// An order the state does not hold (or the caller may not see): "not found" once the
+/// processor has read the whole lake; before, "ask again" (it may be there); after the
+/// processor stopped, "unavailable" (the state is stale).
+fn not_found(order_id: &str, processor: &ProcessorStatus) -> ApiError {
+    let (status, code, message) = match processor.phase() {
+        Phase::CaughtUp => (StatusCode::NOT_FOUND, "order_not_found", format!("no order {order_id:?} is known (yet)")),
+        Phase::CatchingUp => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stream_catching_up",
+            format!("the stream processor is still reading the lake after a start and has not seen order {order_id:?} yet; ask again shortly"),
+        ),
+        Phase::Stopped => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stream_stopped",
+            format!("the stream processor of this server stopped (see its log), and the state it reached has no order {order_id:?}"),
+        ),
+    };
+    ApiError { status, code, message }
 }
 
 /// The order, if the caller may see it. An order whose events name two merchants is
 /// no merchant's: one it names gets a 409 (its order's state holds the other merchant's
 /// events too), any other merchant "not found"; admins and analysts see it, flagged.
-fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str, caught_up: &CaughtUp) -> Result<&'a OrderState, ApiError> {
+fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str, processor: &ProcessorStatus) -> Result<&'a OrderState, ApiError> {
     match (order, scope) {
         (Some(order), Scope::All) => Ok(order),
         (Some(order), Scope::Merchant(merchant)) if order.sole_merchant() == Some(merchant.as_str()) => Ok(order),
@@ -197,7 +204,7 @@ fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str, cau
                 ),
             })
         }
-        _ => Err(not_found(order_id, caught_up)),
+        _ => Err(not_found(order_id, processor)),
     }
 }
 
@@ -210,7 +217,7 @@ pub async fn order(State(app): State<AppState>, headers: HeaderMap, Path(order_i
     let scope = app.principal(&headers)?.scope();
     let lookup = app.order_lookup()?;
     let state = lookup.state.read().map_err(|_| poisoned())?;
-    let order = visible(state.order(&order_id), &scope, &order_id, &lookup.caught_up)?;
+    let order = visible(state.order(&order_id), &scope, &order_id, &lookup.processor)?;
     let parcels = state.parcels_of(order);
     let view = OrderView { order, parcels: &parcels };
     let body = timeline(&view, state.watermark(), state.settings().missing_created_grace);
@@ -226,7 +233,7 @@ pub async fn status_text(State(app): State<AppState>, headers: HeaderMap, Path(o
     let language = lookup.texts.negotiate(accept_language).to_owned();
     let (status, text) = {
         let state = lookup.state.read().map_err(|_| poisoned())?;
-        let order = visible(state.order(&order_id), &scope, &order_id, &lookup.caught_up)?;
+        let order = visible(state.order(&order_id), &scope, &order_id, &lookup.processor)?;
         let parcels = state.parcels_of(order);
         let view = OrderView { order, parcels: &parcels };
         let text = lookup.texts.render(&language, &view, chrono::Utc::now()).map_err(|e| ApiError {
@@ -250,9 +257,15 @@ mod tests {
 
     #[test]
     fn an_unknown_order_is_not_found_only_once_the_state_has_caught_up() {
-        let cases = [(CaughtUp::default(), 503, "stream_catching_up", Some("1")), (CaughtUp::already(), 404, "order_not_found", None)];
-        for (caught_up, status, code, retry_after) in cases {
-            let response = visible(None, &Scope::All, "o-404", &caught_up).expect_err("no order").into_response();
+        let cases = [
+            (Phase::CatchingUp, 503, "stream_catching_up", Some("1")),
+            (Phase::CaughtUp, 404, "order_not_found", None),
+            (Phase::Stopped, 503, "stream_stopped", None),
+        ];
+        for (phase, status, code, retry_after) in cases {
+            let processor = ProcessorStatus::default();
+            processor.set(phase);
+            let response = visible(None, &Scope::All, "o-404", &processor).expect_err("no order").into_response();
             assert_eq!(response.status().as_u16(), status, "{code}");
             assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap()), retry_after, "{code}");
         }

@@ -112,7 +112,7 @@ pub async fn execute(args: Args, mut config: Config) -> anyhow::Result<()> {
     // acknowledgements and answers.
     let processor = crate::stream::processor::Processor::open(&lake, config.stream.processor_options()).await?;
     let texts = crate::notify::status_text::StatusTexts::load(config.notify.status_templates_dir.as_deref()).context("notify.status_templates_dir")?;
-    let lookup = crate::api::orders::OrderLookup { state: processor.shared_state(), caught_up: processor.caught_up(), texts: std::sync::Arc::new(texts) };
+    let lookup = crate::api::orders::OrderLookup { state: processor.shared_state(), processor: processor.status(), texts: std::sync::Arc::new(texts) };
     let rollups = (!config.kpi.rollup_interval.is_zero())
         .then(|| roll_up_periodically(engine.clone(), lake.clone(), config.kpi.clone(), QueryLimits::for_rollups(&config)));
     if rollups.is_none() {

@@ -18,9 +18,11 @@
 //! harmless: the state ignores events it has seen.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use super::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use super::output;
@@ -45,27 +47,42 @@ pub struct ProcessorOptions {
 /// The state, shared with the API's order look-ups (which only read).
 pub type SharedState = Arc<RwLock<StreamState>>;
 
-/// Whether the processor has read, since it started, everything its tables held: until
-/// then an order missing from the state may still be in the lake (a state rebuilt from
-/// the event tables, or the commits after its checkpoint). Shared with the API, which
-/// tells a caller to ask again rather than say "not found".
+/// Where a running processor stands, as the API tells its callers (`/healthz`,
+/// `/metrics`, and whether an order missing from the state is "not found").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// It has not yet read everything its tables held since it started: an order missing
+    /// from the state may still be in the lake (a state rebuilt from the event tables, or
+    /// the commits after its checkpoint).
+    CatchingUp,
+    /// It has read the whole lake at least once since its start, and follows it.
+    CaughtUp,
+    /// It stopped (another processor took the state over); the state is what it reached.
+    Stopped,
+}
+
+/// The processor's [`Phase`], shared with the API.
 #[derive(Debug, Clone, Default)]
-pub struct CaughtUp(Arc<AtomicBool>);
+pub struct ProcessorStatus(Arc<AtomicU8>);
 
-impl CaughtUp {
+impl ProcessorStatus {
+    const PHASES: [Phase; 3] = [Phase::CatchingUp, Phase::CaughtUp, Phase::Stopped];
+
     /// For a state built whole before it is served (the look-up bench).
-    pub fn already() -> Self {
-        let caught_up = CaughtUp::default();
-        caught_up.mark();
-        caught_up
+    pub fn caught_up() -> Self {
+        let status = ProcessorStatus::default();
+        status.set(Phase::CaughtUp);
+        status
     }
 
-    pub fn is_caught_up(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+    pub fn phase(&self) -> Phase {
+        Self::PHASES.get(usize::from(self.0.load(Ordering::Acquire))).copied().unwrap_or(Phase::Stopped)
     }
 
-    fn mark(&self) {
-        self.0.store(true, Ordering::Release);
+    pub(crate) fn set(&self, phase: Phase) {
+        let index = Self::PHASES.iter().position(|p| *p == phase).unwrap_or_default();
+        self.0.store(index as u8, Ordering::Release);
     }
 }
 
@@ -87,7 +104,7 @@ pub struct Processor {
     /// When each followed table last had new events (same order as `tails`).
     last_events: Vec<Instant>,
     last_checkpoint: Instant,
-    caught_up: CaughtUp,
+    status: ProcessorStatus,
 }
 
 /// What a step did.
@@ -141,7 +158,7 @@ impl Processor {
             dirty: false,
             last_events: vec![Instant::now(); FOLLOWED.len()],
             last_checkpoint: Instant::now(),
-            caught_up: CaughtUp::default(),
+            status: ProcessorStatus::default(),
         };
         if seq > 0 {
             processor.write_outputs().await?;
@@ -153,8 +170,8 @@ impl Processor {
         self.state.clone()
     }
 
-    pub fn caught_up(&self) -> CaughtUp {
-        self.caught_up.clone()
+    pub fn status(&self) -> ProcessorStatus {
+        self.status.clone()
     }
 
     fn positions(&self) -> BTreeMap<String, i64> {
@@ -186,9 +203,9 @@ impl Processor {
             }
             progress.events += events;
         }
-        if progress.events == 0 {
+        if progress.events == 0 && self.status.phase() == Phase::CatchingUp {
             // Every table was read to its end without an error.
-            self.caught_up.mark();
+            self.status.set(Phase::CaughtUp);
         }
         let all_idle = self.last_events.iter().all(|at| at.elapsed() >= self.options.idle_after);
         if progress.events == 0 && all_idle {
@@ -314,13 +331,18 @@ impl Processor {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = checkpoints.tick() => match self.checkpoint().await {
-                    Err(error @ CheckpointError::Fenced { .. }) => return Err(error),
+                    Err(error @ CheckpointError::Fenced { .. }) => {
+                        self.status.set(Phase::Stopped);
+                        return Err(error);
+                    }
                     Err(error) => tracing::warn!(%error, "stream checkpoint failed; the next one tries again"),
                     Ok(()) => {}
                 },
                 () = tokio::time::sleep(pause) => {}
             }
         }
-        self.checkpoint().await
+        let last = self.checkpoint().await;
+        self.status.set(Phase::Stopped);
+        last
     }
 }
