@@ -51,15 +51,17 @@ pub type SharedState = Arc<RwLock<StreamState>>;
 /// `/metrics`, and whether an order missing from the state is "not found").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum Phase {
     /// It has not yet read everything its tables held since it started: an order missing
     /// from the state may still be in the lake (a state rebuilt from the event tables, or
     /// the commits after its checkpoint).
-    CatchingUp,
+    CatchingUp = 0,
     /// It has read the whole lake at least once since its start, and follows it.
-    CaughtUp,
-    /// It stopped (another processor took the state over); the state is what it reached.
-    Stopped,
+    CaughtUp = 1,
+    /// It stopped (another processor took the state over, or it was shut down); the
+    /// state is what it reached.
+    Stopped = 2,
 }
 
 /// The processor's [`Phase`], shared with the API.
@@ -67,8 +69,6 @@ pub enum Phase {
 pub struct ProcessorStatus(Arc<AtomicU8>);
 
 impl ProcessorStatus {
-    const PHASES: [Phase; 3] = [Phase::CatchingUp, Phase::CaughtUp, Phase::Stopped];
-
     /// For a state built whole before it is served (the look-up bench).
     pub fn caught_up() -> Self {
         let status = ProcessorStatus::default();
@@ -77,12 +77,15 @@ impl ProcessorStatus {
     }
 
     pub fn phase(&self) -> Phase {
-        Self::PHASES.get(usize::from(self.0.load(Ordering::Acquire))).copied().unwrap_or(Phase::Stopped)
+        match self.0.load(Ordering::Acquire) {
+            0 => Phase::CatchingUp,
+            1 => Phase::CaughtUp,
+            _ => Phase::Stopped,
+        }
     }
 
     pub(crate) fn set(&self, phase: Phase) {
-        let index = Self::PHASES.iter().position(|p| *p == phase).unwrap_or_default();
-        self.0.store(index as u8, Ordering::Release);
+        self.0.store(phase as u8, Ordering::Release);
     }
 }
 
