@@ -13,11 +13,12 @@ use axum::Json;
 use serde_json::json;
 
 use super::{answer_lines, ApiError, AppState};
+use crate::api::auth::Role;
 use crate::carriers::{adapter, AdapterError, UnknownCodes};
 use crate::model::{RejectReason, Rejection};
 
 pub(super) async fn webhook(State(state): State<AppState>, Path(carrier): Path<String>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    state.require_admin(&headers, "send carrier payloads")?;
+    state.require(&headers, &[Role::Admin], "send carrier payloads")?;
     let ingest = state.ingest()?;
     let body = state.read_body(body).await?;
     let scans = adapter(&carrier, &state.inner.generic_carriers).and_then(|adapter| adapter.scans(&body));
@@ -27,7 +28,7 @@ pub(super) async fn webhook(State(state): State<AppState>, Path(carrier): Path<S
             let rejection = Rejection { reason: RejectReason::CarrierPayload, field: Some(error.code().to_owned()), detail: error.to_string() };
             ingest.submit_refused(body.to_vec(), rejection).await?;
             let status = if matches!(error, AdapterError::UnknownCarrier(..)) { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
-            return Err(ApiError { status, code: error.code(), message: format!("{error} (the payload is quarantined)") });
+            return Err(ApiError::new(status, error.code(), format!("{error} (the payload is quarantined)")));
         }
     };
     let mut unknown = UnknownCodes::default();

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::api::auth::{AuthError, Role};
+use crate::api::auth::Role;
 use crate::ingest::http::Readiness;
 use crate::metrics::{Exposition, Kind};
 use crate::model::Timestamp;
@@ -17,10 +17,7 @@ use crate::stream::processor::Phase;
 
 /// `GET /metrics`.
 pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let caller = app.principal(&headers)?;
-    if caller.role == Role::Merchant {
-        return Err(AuthError::Forbidden { role: caller.role, action: "read the metrics of every merchant" }.into());
-    }
+    app.require(&headers, &[Role::Admin, Role::Analyst], "read the metrics of every merchant")?;
     let mut page = Exposition::default();
     if let Some(ready) = app.ingest_readiness() {
         page.single("orderpulse_http_ingest_ready", Kind::Gauge, "1 once HTTP ingest takes events at once.", flag(ready == Readiness::Ready));
@@ -63,10 +60,7 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page.finish()).into_response())
 }
 
+/// A yes/no gauge's value.
 fn flag(on: bool) -> f64 {
-    if on {
-        1.0
-    } else {
-        0.0
-    }
+    f64::from(u8::from(on))
 }

@@ -87,10 +87,11 @@ impl AppState {
         Ok(self.inner.engine.scoped(self.principal(headers)?.scope()))
     }
 
-    /// Refuses callers that are not admins (with authentication off, everyone is).
-    fn require_admin(&self, headers: &HeaderMap, action: &'static str) -> Result<(), ApiError> {
+    /// Refuses callers whose role is not one of `roles` (with authentication off,
+    /// everyone is an admin).
+    fn require(&self, headers: &HeaderMap, roles: &[Role], action: &'static str) -> Result<(), ApiError> {
         let caller = self.principal(headers)?;
-        if caller.role != Role::Admin {
+        if !roles.contains(&caller.role) {
             return Err(AuthError::Forbidden { role: caller.role, action }.into());
         }
         Ok(())
@@ -108,11 +109,9 @@ impl AppState {
     /// The request body, refused with 413 past `api.max_body_bytes`.
     async fn read_body(&self, body: Body) -> Result<Bytes, ApiError> {
         let limit = self.inner.max_body_bytes;
-        axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "body_too_large",
-            message: format!("the body is larger than {limit} bytes; send smaller batches"),
-        })
+        axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is larger than {limit} bytes; send smaller batches")))
     }
 }
 
@@ -139,23 +138,29 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The same request may succeed in a moment: the answer carries `Retry-After`.
+    retry_later: bool,
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), retry_later: false }
     }
 
-    /// Errors the same request soon may not get: they carry `Retry-After`.
-    fn is_transient(&self) -> bool {
-        self.status == StatusCode::TOO_MANY_REQUESTS || self.code == "stream_catching_up"
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// Tells the caller to ask again shortly (`Retry-After`).
+    pub fn retry_later(self) -> Self {
+        ApiError { retry_later: true, ..self }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        if self.is_transient() {
+        if self.retry_later {
             return (self.status, [(header::RETRY_AFTER, "1")], body).into_response();
         }
         if self.status == StatusCode::UNAUTHORIZED {
@@ -172,7 +177,12 @@ impl From<SubmitError> for ApiError {
             SubmitError::CommitFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "commit_failed"),
             SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "ingest_stopped"),
         };
-        ApiError { status, code, message: e.to_string() }
+        let error = ApiError::new(status, code, e.to_string());
+        if matches!(e, SubmitError::Overloaded) {
+            error.retry_later()
+        } else {
+            error
+        }
     }
 }
 
@@ -182,7 +192,7 @@ impl From<AuthError> for ApiError {
             AuthError::Missing | AuthError::Invalid => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AuthError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
         };
-        ApiError { status, code, message: e.to_string() }
+        ApiError::new(status, code, e.to_string())
     }
 }
 
@@ -201,7 +211,7 @@ impl From<QueryError> for ApiError {
             QueryError::Lake(_) => (StatusCode::SERVICE_UNAVAILABLE, "lake_unavailable"),
             QueryError::Execution(_) => (StatusCode::INTERNAL_SERVER_ERROR, "execution_failed"),
         };
-        ApiError { status, code, message: e.to_string() }
+        ApiError::new(status, code, e.to_string())
     }
 }
 
@@ -286,7 +296,7 @@ async fn kpi(
 /// IPC stream (`application/vnd.apache.arrow.stream`), or else JSON
 /// `{"columns", "rows", "row_count", "elapsed_ms"}`.
 fn respond(result: QueryResult, headers: &HeaderMap, started: Instant) -> Result<Response, ApiError> {
-    let internal = |e: arrow::error::ArrowError| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "encoding_failed", message: e.to_string() };
+    let internal = |e: arrow::error::ArrowError| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding_failed", e.to_string());
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if accept.contains("text/csv") {
         let csv = render(&result.batches, OutputFormat::Csv).map_err(internal)?;
@@ -324,7 +334,7 @@ struct LineAnswer {
 /// lake, with the outcome of every line; 413 for a body over `api.max_body_bytes`, 429
 /// with `Retry-After` when ingest is behind.
 async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    state.require_admin(&headers, "send events")?;
+    state.require(&headers, &[Role::Admin], "send events")?;
     let ingest = state.ingest()?;
     let body = state.read_body(body).await?;
     if body.iter().all(u8::is_ascii_whitespace) {

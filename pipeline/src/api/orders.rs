@@ -157,11 +157,11 @@ fn parcel_json(parcel: &ParcelState) -> ParcelJson<'_> {
 
 impl AppState {
     fn order_lookup(&self) -> Result<&OrderLookup, ApiError> {
-        self.orders.as_ref().ok_or(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "stream_not_running",
-            message: "order look-ups need the stream processor, which this process does not run (use `orderpulse run`)".into(),
-        })
+        self.orders.as_ref().ok_or(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stream_not_running",
+            "order look-ups need the stream processor, which this process does not run (use `orderpulse run`)",
+        ))
     }
 }
 
@@ -169,20 +169,20 @@ impl AppState {
 /// processor has read the whole lake; before, "ask again" (it may be there); after the
 /// processor stopped, "unavailable" (the state is stale).
 fn not_found(order_id: &str, processor: &ProcessorStatus) -> ApiError {
-    let (status, code, message) = match processor.phase() {
-        Phase::CaughtUp => (StatusCode::NOT_FOUND, "order_not_found", format!("no order {order_id:?} is known (yet)")),
-        Phase::CatchingUp => (
+    match processor.phase() {
+        Phase::CaughtUp => ApiError::new(StatusCode::NOT_FOUND, "order_not_found", format!("no order {order_id:?} is known (yet)")),
+        Phase::CatchingUp => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "stream_catching_up",
             format!("the stream processor is still reading the lake after a start and has not seen order {order_id:?} yet; ask again shortly"),
-        ),
-        Phase::Stopped => (
+        )
+        .retry_later(),
+        Phase::Stopped => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "stream_stopped",
             format!("the stream processor of this server stopped (see its log), and the state it reached has no order {order_id:?}"),
         ),
-    };
-    ApiError { status, code, message }
+    }
 }
 
 /// The order, if the caller may see it. An order whose events name two merchants is
@@ -195,21 +195,21 @@ fn visible<'a>(order: Option<&'a OrderState>, scope: &Scope, order_id: &str, pro
         (Some(order), Scope::Merchant(merchant))
             if [&order.merchant_id, &order.conflicting_merchant_id].iter().any(|m| m.as_deref() == Some(merchant.as_str())) =>
         {
-            Err(ApiError {
-                status: StatusCode::CONFLICT,
-                code: "order_id_conflict",
-                message: format!(
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "order_id_conflict",
+                format!(
                     "the events of order {order_id:?} name more than one merchant, so its state mixes two orders and is not shown; \
                      order ids must be unique across the merchants of a deployment (see the README)"
                 ),
-            })
+            ))
         }
         _ => Err(not_found(order_id, processor)),
     }
 }
 
 pub(super) fn poisoned() -> ApiError {
-    ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "state_unavailable", message: "the stream state is unavailable".into() }
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state_unavailable", "the stream state is unavailable")
 }
 
 /// `GET /v1/orders/{order_id}`.
@@ -236,11 +236,10 @@ pub async fn status_text(State(app): State<AppState>, headers: HeaderMap, Path(o
         let order = visible(state.order(&order_id), &scope, &order_id, &lookup.processor)?;
         let parcels = state.parcels_of(order);
         let view = OrderView { order, parcels: &parcels };
-        let text = lookup.texts.render(&language, &view, chrono::Utc::now()).map_err(|e| ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "template_failed",
-            message: e.to_string(),
-        })?;
+        let text = lookup
+            .texts
+            .render(&language, &view, chrono::Utc::now())
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "template_failed", e.to_string()))?;
         (view.status().as_str(), text)
     };
     let wants_text = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
