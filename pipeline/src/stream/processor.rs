@@ -311,6 +311,13 @@ impl Processor {
     /// retried with backoff; only losing the ownership of the state (another processor
     /// wrote the next checkpoint) stops it.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), CheckpointError> {
+        let ended = self.follow(shutdown).await;
+        self.status.set(Phase::Stopped);
+        ended
+    }
+
+    /// [`Processor::run`]'s loop, until shutdown (after a last checkpoint) or fencing.
+    async fn follow(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), CheckpointError> {
         tokio::pin!(shutdown);
         let mut checkpoints = tokio::time::interval(self.options.checkpoint_interval);
         checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -334,18 +341,13 @@ impl Processor {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = checkpoints.tick() => match self.checkpoint().await {
-                    Err(error @ CheckpointError::Fenced { .. }) => {
-                        self.status.set(Phase::Stopped);
-                        return Err(error);
-                    }
+                    Err(error @ CheckpointError::Fenced { .. }) => return Err(error),
                     Err(error) => tracing::warn!(%error, "stream checkpoint failed; the next one tries again"),
                     Ok(()) => {}
                 },
                 () = tokio::time::sleep(pause) => {}
             }
         }
-        let last = self.checkpoint().await;
-        self.status.set(Phase::Stopped);
-        last
+        self.checkpoint().await
     }
 }
