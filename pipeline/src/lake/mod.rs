@@ -15,9 +15,9 @@ use std::sync::Arc;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::StructType;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use url::Url;
 
 use crate::model::schema::LakeTable;
@@ -207,10 +207,9 @@ impl Lake {
     pub async fn delete_folder(&self, name: &str) -> Result<usize, LakeError> {
         let failed = |message: String| LakeError::Other { what: "deleting a lake folder", message: format!("{}: {message}", self.url_of(name)) };
         let store = self.object_store(name)?;
-        let paths: Vec<object_store::path::Path> = store.list(None).map_ok(|meta| meta.location).try_collect().await.map_err(|e| failed(e.to_string()))?;
-        for path in &paths {
-            store.delete(path).await.map_err(|e| failed(format!("{path}: {e}")))?;
-        }
+        // The store deletes in bulk where it can (S3: a thousand keys a request).
+        let listed = store.list(None).map_ok(|meta| meta.location).boxed();
+        let deleted: Vec<object_store::path::Path> = store.delete_stream(listed).try_collect().await.map_err(|e| failed(e.to_string()))?;
         // A local folder would keep its (empty) directories, and an empty `_delta_log`
         // does not read as "no table".
         if let Some(folder) = self.local_folder(name) {
@@ -219,7 +218,7 @@ impl Lake {
                 _ => {}
             }
         }
-        Ok(paths.len())
+        Ok(deleted.len())
     }
 
     /// Opens a table, creating it (empty, with its schema and partitioning) if needed.
