@@ -2,11 +2,13 @@
 //!
 //! The watermark is the largest event time seen minus the allowed lateness; while the
 //! sources are idle it also advances with the clock (a *floor*), so timers still fire when
-//! nothing arrives. Timers are kept in a set ordered by `(due, kind, subject)` and fire in
-//! that order, whatever order they were set in: a replay fires the same timers in the same
-//! order as the live run did.
+//! nothing arrives. Timers fire in `(due, kind, subject)` order, whatever order they were
+//! set in: a replay fires the same timers in the same order as the live run did.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use ahash::AHashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -101,14 +103,26 @@ pub struct Timer {
 }
 
 /// The pending timers, in firing order. Setting the same timer twice keeps one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Most timers are cancelled before they are due (a parcel's next scan ends the wait
+/// its previous scan started), so cancelling must be cheap: the pending timers are a
+/// hash set, and the firing order comes from a min-heap beside it. Cancelling takes a
+/// timer out of the set only; the heap lets go of it when it comes to the top (it holds
+/// at most the timers set between the watermark and their due times). Serialised as the
+/// sorted list of pending timers, so the heap's leftovers never reach a checkpoint.
+#[derive(Debug, Clone, Default)]
 pub struct Timers {
-    pending: BTreeSet<Timer>,
+    pending: AHashSet<Timer>,
+    /// Every pending timer, and cancelled ones not yet come to the top.
+    queue: BinaryHeap<Reverse<Timer>>,
 }
 
 impl Timers {
     pub fn set(&mut self, due: i64, kind: TimerKind, subject: Key) {
-        self.pending.insert(Timer { due, kind, subject });
+        let timer = Timer { due, kind, subject };
+        if self.pending.insert(timer.clone()) {
+            self.queue.push(Reverse(timer));
+        }
     }
 
     /// Takes back a timer set before, if it is still pending. The subject is the
@@ -119,11 +133,13 @@ impl Timers {
 
     /// The next timer due at or before `watermark`, taken out of the set.
     pub fn pop_due(&mut self, watermark: i64) -> Option<Timer> {
-        if self.pending.first()?.due <= watermark {
-            self.pending.pop_first()
-        } else {
-            None
+        while self.queue.peek()?.0.due <= watermark {
+            let Reverse(timer) = self.queue.pop()?;
+            if self.pending.remove(&timer) {
+                return Some(timer);
+            }
         }
+        None
     }
 
     pub fn len(&self) -> usize {
@@ -132,6 +148,35 @@ impl Timers {
 
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// The pending timers in firing order.
+    fn sorted(&self) -> Vec<&Timer> {
+        let mut timers: Vec<&Timer> = self.pending.iter().collect();
+        timers.sort_unstable();
+        timers
+    }
+}
+
+impl PartialEq for Timers {
+    fn eq(&self, other: &Self) -> bool {
+        self.pending == other.pending
+    }
+}
+
+impl Eq for Timers {}
+
+impl Serialize for Timers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.sorted())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let timers = Vec::<Timer>::deserialize(deserializer)?;
+        let pending = timers.iter().cloned().collect();
+        Ok(Timers { pending, queue: timers.into_iter().map(Reverse).collect() })
     }
 }
 
@@ -184,5 +229,50 @@ mod tests {
         assert_eq!(fired, ["o0", "o1"]);
         assert_eq!(a.len(), 1);
         assert!(a.pop_due(29).is_none());
+    }
+
+    #[test]
+    fn a_cancelled_timer_does_not_fire_and_one_set_again_fires_once() {
+        let key = |s: &str| Key::new(s);
+        let mut timers = Timers::default();
+        // (set or cancel, due, subject), then what fires by 100.
+        let cases: &[(&[(bool, i64, &str)], &[&str])] = &[
+            (&[(true, 10, "p1"), (false, 10, "p1")], &[]),
+            (&[(true, 10, "p1"), (false, 10, "p1"), (true, 10, "p1")], &["p1"]),
+            (&[(true, 10, "p1"), (false, 10, "p1"), (true, 10, "p1"), (true, 10, "p1")], &["p1"]),
+            (&[(true, 20, "p2"), (true, 10, "p1"), (false, 20, "p2"), (true, 30, "p2")], &["p1", "p2"]),
+            (&[(false, 10, "never-set")], &[]),
+        ];
+        for (steps, fired) in cases {
+            for &(set, due, subject) in *steps {
+                if set {
+                    timers.set(due, TimerKind::NoScanFor, key(subject));
+                } else {
+                    timers.cancel(due, TimerKind::NoScanFor, &key(subject));
+                }
+            }
+            let got: Vec<_> = std::iter::from_fn(|| timers.pop_due(100)).map(|t| t.subject).collect();
+            assert_eq!(got, *fired, "{steps:?}");
+            assert!(timers.is_empty(), "{steps:?}");
+        }
+    }
+
+    #[test]
+    fn timers_are_checkpointed_as_the_sorted_set_of_pending_ones() {
+        let mut timers = Timers::default();
+        timers.set(30, TimerKind::NoScanFor, Key::new("p1"));
+        timers.set(10, TimerKind::ShipByPassed, Key::new("o1"));
+        timers.set(20, TimerKind::NoScanFor, Key::new("p2"));
+        timers.cancel(20, TimerKind::NoScanFor, &Key::new("p2"));
+        let as_set: BTreeSet<Timer> =
+            [Timer { due: 10, kind: TimerKind::ShipByPassed, subject: Key::new("o1") }, Timer { due: 30, kind: TimerKind::NoScanFor, subject: Key::new("p1") }]
+                .into();
+        let bytes = postcard::to_stdvec(&timers).expect("serialise");
+        // The bytes of the set the checkpoints held before the heap (format 3).
+        assert_eq!(bytes, postcard::to_stdvec(&as_set).expect("serialise"));
+        let mut back: Timers = postcard::from_bytes(&bytes).expect("deserialise");
+        assert_eq!(back, timers);
+        let fired: Vec<_> = std::iter::from_fn(|| back.pop_due(100)).map(|t| t.due).collect();
+        assert_eq!(fired, [10, 30]);
     }
 }
