@@ -172,16 +172,11 @@ impl IntoResponse for ApiError {
 
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
-        let (status, code) = match e {
-            SubmitError::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
-            SubmitError::CommitFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "commit_failed"),
-            SubmitError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "ingest_stopped"),
-        };
-        let error = ApiError::new(status, code, e.to_string());
-        if matches!(e, SubmitError::Overloaded) {
-            error.retry_later()
-        } else {
-            error
+        let message = e.to_string();
+        match e {
+            SubmitError::Overloaded => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", message).retry_later(),
+            SubmitError::CommitFailed(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "commit_failed", message),
+            SubmitError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ingest_stopped", message),
         }
     }
 }
