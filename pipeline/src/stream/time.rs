@@ -5,8 +5,7 @@
 //! nothing arrives. Timers fire in `(due, kind, subject)` order, whatever order they were
 //! set in: a replay fires the same timers in the same order as the live run did.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use ahash::AHashSet;
 
@@ -106,23 +105,44 @@ pub struct Timer {
 ///
 /// Most timers are cancelled before they are due (a parcel's next scan ends the wait
 /// its previous scan started), so cancelling must be cheap: the pending timers are a
-/// hash set, and the firing order comes from a min-heap beside it. Cancelling takes a
-/// timer out of the set only; the heap lets go of it when it comes to the top (it holds
-/// at most the timers set between the watermark and their due times). Serialised as the
-/// sorted list of pending timers, so the heap's leftovers never reach a checkpoint.
+/// hash set. The firing order comes from a calendar queue beside it: a timer is appended,
+/// unsorted, to the bucket of the hour it is due in, and a bucket is sorted once, when the
+/// watermark reaches it. That is one sort of an hour's timers, in cache, instead of a
+/// heap's walk over the whole queue per timer set and per timer fired. Cancelling takes a
+/// timer out of the set only; its bucket lets go of it when the watermark gets there.
+/// Serialised as the sorted list of pending timers, so cancelled leftovers never reach a
+/// checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct Timers {
     pending: AHashSet<Timer>,
-    /// Every pending timer, and cancelled ones not yet come to the top.
-    queue: BinaryHeap<Reverse<Timer>>,
+    /// Every pending timer, and cancelled ones not yet reached, by the hour they are due.
+    queue: BTreeMap<i64, Bucket>,
+}
+
+/// The timers due in one hour.
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    /// In reverse firing order while `sorted`, so the next one comes off the end.
+    timers: Vec<Timer>,
+    sorted: bool,
 }
 
 impl Timers {
+    const BUCKET_MICROS: i64 = crate::model::Timestamp::MICROS_PER_HOUR;
+
     pub fn set(&mut self, due: i64, kind: TimerKind, subject: Key) {
         let timer = Timer { due, kind, subject };
         if self.pending.insert(timer.clone()) {
-            self.queue.push(Reverse(timer));
+            self.enqueue(timer);
         }
+    }
+
+    fn enqueue(&mut self, timer: Timer) {
+        let bucket = self.queue.entry(timer.due.div_euclid(Self::BUCKET_MICROS)).or_default();
+        // Still sorted if it fires before everything already there (timers are mostly
+        // set in due order); a bucket nobody has reached yet is sorted when it is.
+        bucket.sorted = bucket.timers.last().is_none_or(|last| bucket.sorted && timer <= *last);
+        bucket.timers.push(timer);
     }
 
     /// Takes back a timer set before, if it is still pending. The subject is the
@@ -133,13 +153,27 @@ impl Timers {
 
     /// The next timer due at or before `watermark`, taken out of the set.
     pub fn pop_due(&mut self, watermark: i64) -> Option<Timer> {
-        while self.queue.peek()?.0.due <= watermark {
-            let Reverse(timer) = self.queue.pop()?;
+        loop {
+            let mut first = self.queue.first_entry()?;
+            if *first.key() * Self::BUCKET_MICROS > watermark {
+                return None;
+            }
+            let bucket = first.get_mut();
+            if !bucket.sorted {
+                bucket.timers.sort_unstable_by(|a, b| b.cmp(a));
+                bucket.sorted = true;
+            }
+            if bucket.timers.last().is_some_and(|next| next.due > watermark) {
+                return None;
+            }
+            let Some(timer) = bucket.timers.pop() else {
+                first.remove();
+                continue;
+            };
             if self.pending.remove(&timer) {
                 return Some(timer);
             }
         }
-        None
     }
 
     pub fn len(&self) -> usize {
@@ -174,9 +208,13 @@ impl Serialize for Timers {
 
 impl<'de> Deserialize<'de> for Timers {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let timers = Vec::<Timer>::deserialize(deserializer)?;
-        let pending = timers.iter().cloned().collect();
-        Ok(Timers { pending, queue: timers.into_iter().map(Reverse).collect() })
+        let mut timers = Timers::default();
+        for timer in Vec::<Timer>::deserialize(deserializer)? {
+            if timers.pending.insert(timer.clone()) {
+                timers.enqueue(timer);
+            }
+        }
+        Ok(timers)
     }
 }
 
@@ -254,6 +292,56 @@ mod tests {
             let got: Vec<_> = std::iter::from_fn(|| timers.pop_due(100)).map(|t| t.subject).collect();
             assert_eq!(got, *fired, "{steps:?}");
             assert!(timers.is_empty(), "{steps:?}");
+        }
+    }
+
+    /// A step of the property test below: set or cancel a timer (due in one of a few
+    /// hours, on one of a few subjects), or let the watermark move on.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Set(i64, u8),
+        Cancel(i64, u8),
+        Advance(i64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        let due = 0..6 * crate::model::Timestamp::MICROS_PER_HOUR;
+        prop_oneof![
+            (due.clone(), 0..4u8).prop_map(|(d, s)| Step::Set(d, s)),
+            (due, 0..4u8).prop_map(|(d, s)| Step::Cancel(d, s)),
+            (0..crate::model::Timestamp::MICROS_PER_HOUR).prop_map(Step::Advance),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The calendar queue fires what a plain sorted set of pending timers would, in
+        /// the same order, whatever is set, cancelled and set again around the watermark.
+        #[test]
+        fn timers_fire_as_a_sorted_set_would(steps in proptest::collection::vec(step(), 1..200)) {
+            let mut timers = Timers::default();
+            let mut model = BTreeSet::new();
+            let mut watermark = 0;
+            let timer = |due: i64, subject: u8| Timer { due, kind: TimerKind::NoScanFor, subject: Key::new(format!("p{subject}")) };
+            for step in steps {
+                match step {
+                    Step::Set(due, subject) => {
+                        timers.set(due, TimerKind::NoScanFor, timer(due, subject).subject);
+                        model.insert(timer(due, subject));
+                    }
+                    Step::Cancel(due, subject) => {
+                        timers.cancel(due, TimerKind::NoScanFor, &timer(due, subject).subject);
+                        model.remove(&timer(due, subject));
+                    }
+                    Step::Advance(by) => {
+                        watermark += by;
+                        let fired: Vec<Timer> = std::iter::from_fn(|| timers.pop_due(watermark)).collect();
+                        let due: Vec<Timer> = std::iter::from_fn(|| model.first().filter(|t| t.due <= watermark).cloned().inspect(|t| { model.remove(t); })).collect();
+                        proptest::prop_assert_eq!(fired, due);
+                    }
+                }
+                proptest::prop_assert_eq!(timers.len(), model.len());
+            }
         }
     }
 
