@@ -29,7 +29,7 @@ const INLINE_KEY_BYTES: usize = 23;
 /// cannot make it grow without end. A cache: not part of the state's equality.
 #[derive(Debug, Clone, Default)]
 pub struct TextPool {
-    long: ahash::AHashSet<Key>,
+    long: super::HashSet<Key>,
 }
 
 impl TextPool {
@@ -296,7 +296,7 @@ pub fn parcel_key(carrier: &str, tracking_number: &str) -> Key {
 /// is built inline at no cost. A longer one (most Cainiao, SF Express and USPS parcels) is
 /// put together on the stack and looked up in `parcels`: a parcel already there shares its
 /// key instead of allocating a new copy for every scan.
-pub fn shared_parcel_key<V>(parcels: &ahash::AHashMap<Key, V>, carrier: &str, tracking_number: &str) -> Key {
+pub fn shared_parcel_key<V>(parcels: &super::HashMap<Key, V>, carrier: &str, tracking_number: &str) -> Key {
     if carrier.len() + 1 + tracking_number.len() <= INLINE_KEY_BYTES {
         return parcel_key(carrier, tracking_number);
     }
@@ -696,7 +696,7 @@ mod tests {
             ("cainiao", "LP28492204284646", false), // long, not in the map: built
             ("usps", long.as_str(), true),          // longer than the stack buffer: built
         ];
-        let mut parcels: ahash::AHashMap<Key, ParcelState> = Default::default();
+        let mut parcels: crate::stream::HashMap<Key, ParcelState> = Default::default();
         for &(carrier, tracking, present) in cases {
             if present {
                 parcels.insert(parcel_key(carrier, tracking), ParcelState::new(carrier, tracking));

@@ -15,7 +15,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 
-use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use super::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 

@@ -7,8 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ahash::AHashSet;
-
 use serde::{Deserialize, Serialize};
 
 use super::order::Key;
@@ -114,7 +112,7 @@ pub struct Timer {
 /// checkpoint.
 #[derive(Debug, Clone, Default)]
 pub struct Timers {
-    pending: AHashSet<Timer>,
+    pending: super::HashSet<Timer>,
     /// Every pending timer, and cancelled ones not yet reached, by the hour they are due.
     queue: BTreeMap<i64, Bucket>,
 }
