@@ -30,7 +30,7 @@ const KEEP: usize = 2;
 const MAGIC: &[u8; 4] = b"opck";
 /// The layout of [`StreamState`] in checkpoints. Raise it with every change to what
 /// the state serialises; old checkpoints are then refused with [`CheckpointError::Format`].
-pub const FORMAT: u16 = 3;
+pub const FORMAT: u16 = 4;
 
 /// What a checkpoint holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use smol_str::{SmolStr, SmolStrBuilder};
 
+use super::time::PendingTimers;
+
 use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Timestamp, Window};
 
 /// A short string as the state keeps it: order ids and parcel keys, and the texts of
@@ -167,6 +169,8 @@ pub struct ParcelState {
     pub order_hint: Option<Key>,
     /// Sorted by `(occurred_at, id hash)`, without duplicates.
     pub scans: Vec<Scan>,
+    /// Its pending timers (`label_not_scanned`, `no_scan_for`, `parcel_unclaimed`, `lane_delivery`).
+    pub timers: PendingTimers,
 }
 
 /// Statuses after which a parcel should not move again.
@@ -183,6 +187,7 @@ impl ParcelState {
             shipped_order: None,
             order_hint: None,
             scans: Vec::new(),
+            timers: PendingTimers::default(),
         }
     }
 
@@ -437,6 +442,8 @@ pub struct OrderState {
     /// The latest event time of the order's own events (not its parcels' scans), kept
     /// as they are applied: the daily eviction check reads it for every order.
     pub own_last_event_at: Option<i64>,
+    /// Its pending timers (`ship_by_passed`).
+    pub timers: PendingTimers,
 }
 
 impl OrderState {
@@ -450,6 +457,7 @@ impl OrderState {
             parcels: Vec::new(),
             seen: Vec::new(),
             own_last_event_at: None,
+            timers: PendingTimers::default(),
         }
     }
 

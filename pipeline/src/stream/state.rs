@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
 use super::order::{id_hash, shared_parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, TextPool};
-use super::time::{TimerKind, Timers, Watermark};
+use super::time::{PendingTimers, Timer, TimerKind, Timers, Watermark};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
 
 /// The knobs of the state machine (`[stream]` in the configuration).
@@ -190,15 +190,15 @@ pub struct Changes {
     pub departed: Vec<DepartedOrder>,
 }
 
-/// Equal in everything the events decide: orders, parcels, pending timers, lanes and the
-/// watermark. Counters (duplicates, late arrivals) and the change log depend on arrival
-/// order and timing, so they are left out.
+/// Equal in everything the events decide: orders and parcels (with the timers they have
+/// pending), lanes and the watermark. Counters (duplicates, late arrivals), the change
+/// log and the timer queue's cancelled leftovers depend on arrival order and timing, so
+/// they are left out.
 impl PartialEq for StreamState {
     fn eq(&self, other: &Self) -> bool {
         self.settings == other.settings
             && self.orders == other.orders
             && self.parcels == other.parcels
-            && self.timers == other.timers
             && self.lanes == other.lanes
             && self.watermark.current() == other.watermark.current()
     }
@@ -329,7 +329,7 @@ impl StreamState {
             OrderDetail::Created(created) => {
                 let created = *created;
                 if let Some(ship_by) = created.ship_by {
-                    self.timers.set(ship_by.micros, TimerKind::ShipByPassed, order_id.clone());
+                    self.timers.set(&mut order.timers, ship_by.micros, TimerKind::ShipByPassed, &order_id);
                 }
                 order.set_checkout(Checkout {
                     at,
@@ -359,12 +359,12 @@ impl StreamState {
                 let before = parcel.owner_key().cloned();
                 parcel.ship(mark(shipment.service_level), &order_id);
                 if let Some(shipped) = &parcel.shipped {
-                    self.timers.set(shipped.at.micros + self.settings.label_scan_after, TimerKind::LabelNotScanned, key.clone());
+                    self.timers.set(&mut parcel.timers, shipped.at.micros + self.settings.label_scan_after, TimerKind::LabelNotScanned, &key);
                     // Claimed in time: the wait its first scan started is over.
                     if let Some(unclaimed_due) = parcel.scans.first().map(|s| s.at.micros + self.settings.unclaimed_after)
                         && shipped.at.micros <= unclaimed_due
                     {
-                        self.timers.cancel(unclaimed_due, TimerKind::ParcelUnclaimed, &key);
+                        self.timers.cancel(&mut parcel.timers, unclaimed_due, TimerKind::ParcelUnclaimed);
                     }
                 }
                 self.reassign(&key, before);
@@ -405,20 +405,24 @@ impl StreamState {
         if let Some(before) = place.checked_sub(1).and_then(|i| parcel.scans.get(i)).map(|s| s.at.micros + no_scan_after)
             && !parcel.quiet_at(before, no_scan_after)
         {
-            self.timers.cancel(before, TimerKind::NoScanFor, &key);
+            self.timers.cancel(&mut parcel.timers, before, TimerKind::NoScanFor);
         }
         let quiet_due = at + no_scan_after;
-        let starts_a_wait = parcel.quiet_at(quiet_due, no_scan_after);
+        if status == ParcelStatus::Delivered {
+            self.timers.set(&mut parcel.timers, at, TimerKind::LaneDelivery, &key);
+        } else if parcel.quiet_at(quiet_due, no_scan_after) {
+            self.timers.set(&mut parcel.timers, quiet_due, TimerKind::NoScanFor, &key);
+        }
         // The earliest scan starts the wait for a shipment to claim the parcel; one that
         // arrives later but happened earlier moves the wait (so the pending timers depend
         // on the events only, not on their arrival order).
         if parcel.scans.first().is_some_and(|first| first.id == id) {
             let unclaimed_after = self.settings.unclaimed_after;
             if let Some(previous) = parcel.scans.get(1) {
-                self.timers.cancel(previous.at.micros + unclaimed_after, TimerKind::ParcelUnclaimed, &key);
+                self.timers.cancel(&mut parcel.timers, previous.at.micros + unclaimed_after, TimerKind::ParcelUnclaimed);
             }
             if parcel.shipped.as_ref().is_none_or(|s| s.at.micros > at + unclaimed_after) {
-                self.timers.set(at + unclaimed_after, TimerKind::ParcelUnclaimed, key.clone());
+                self.timers.set(&mut parcel.timers, at + unclaimed_after, TimerKind::ParcelUnclaimed, &key);
             }
         }
         // The smallest order id any scan names is kept (whatever the arrival order); it
@@ -439,11 +443,6 @@ impl StreamState {
                 }
             }
         }
-        if status == ParcelStatus::Delivered {
-            self.timers.set(at, TimerKind::LaneDelivery, key);
-        } else if starts_a_wait {
-            self.timers.set(quiet_due, TimerKind::NoScanFor, key);
-        }
         Applied::New
     }
 
@@ -457,7 +456,9 @@ impl StreamState {
             if let Some(order) = self.orders.get_mut(&old) {
                 order.disown_parcel(key);
                 if order.is_empty() {
-                    self.orders.remove(&old);
+                    if let Some(order) = self.orders.remove(&old) {
+                        self.timers.forget(&order.timers);
+                    }
                 } else {
                     // Its latest event may now be earlier: the sweep looks at it again.
                     self.sweep.aging.insert(old.clone());
@@ -500,8 +501,9 @@ impl StreamState {
             return Vec::new();
         };
         let mut fired = Vec::new();
-        while let Some(timer) = self.timers.pop_due(watermark) {
-            if let Some(firing) = self.evaluate(timer.due, timer.kind, &timer.subject) {
+        while let Some(timer) = self.timers.next_due(watermark) {
+            let still_pending = holder(&mut self.orders, &mut self.parcels, &timer).is_some_and(|held| self.timers.fire(held, timer.due, timer.kind));
+            if still_pending && let Some(firing) = self.evaluate(timer.due, timer.kind, &timer.subject) {
                 fired.push(firing);
             }
         }
@@ -620,6 +622,10 @@ impl StreamState {
         }
         for order_id in leaving {
             let Some(order) = self.orders.remove(&order_id) else { continue };
+            self.timers.forget(&order.timers);
+            for parcel in order.parcels.iter().filter_map(|key| self.parcels.get(key)) {
+                self.timers.forget(&parcel.timers);
+            }
             if self.changed.remove(&order_id) {
                 let parcels = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).collect();
                 self.departed.push(DepartedOrder { order, parcels });
@@ -630,11 +636,11 @@ impl StreamState {
             }
             self.counters.evicted_orders += 1;
         }
-        let parcels = &mut self.parcels;
+        let (parcels, timers) = (&mut self.parcels, &mut self.timers);
         self.sweep.unowned.retain(|key| {
             let stale = parcels.get(key).is_none_or(|p| p.owner().is_none() && p.last_event_at().is_none_or(|last| last + max_idle <= threshold));
-            if stale {
-                parcels.remove(key);
+            if stale && let Some(parcel) = parcels.remove(key) {
+                timers.forget(&parcel.timers);
             }
             !stale
         });
@@ -679,6 +685,16 @@ impl StreamState {
     /// Parcels whose scans no order claims yet, with their keys.
     pub fn unowned_parcels(&self) -> impl Iterator<Item = (&Key, &ParcelState)> {
         self.parcels.iter().filter(|(_, p)| p.owner().is_none())
+    }
+}
+
+/// The order or parcel that holds `timer`'s pending timers, if it is still in the state.
+fn holder<'a>(orders: &'a mut HashMap<Key, OrderState>, parcels: &'a mut HashMap<Key, ParcelState>, timer: &Timer) -> Option<&'a mut PendingTimers> {
+    match timer.kind {
+        TimerKind::ShipByPassed => orders.get_mut(&timer.subject).map(|order| &mut order.timers),
+        TimerKind::LabelNotScanned | TimerKind::NoScanFor | TimerKind::ParcelUnclaimed | TimerKind::LaneDelivery => {
+            parcels.get_mut(&timer.subject).map(|parcel| &mut parcel.timers)
+        }
     }
 }
 
@@ -947,6 +963,12 @@ mod tests {
         for (key, parcel) in state.unowned_parcels() {
             assert!(parcel.last_event_at().is_some_and(|last| last + settings.max_idle > threshold), "parcel {key} should have left");
         }
+        assert_eq!(state.pending_timers(), held_timers(&state), "the timers of those that left are no longer counted");
+    }
+
+    /// The timers the state's orders and parcels hold: what `pending_timers` counts.
+    fn held_timers(state: &StreamState) -> usize {
+        state.orders.values().map(|o| o.timers.len()).sum::<usize>() + state.parcels.values().map(|p| p.timers.len()).sum::<usize>()
     }
 
     /// Events of a small simulated scenario (faults off), sorted by event time.
@@ -990,6 +1012,8 @@ mod tests {
             let (shuffled, shuffled_fired) = process(&mut arrival.iter().map(|(_, e)| *e));
             prop_assert_eq!(shuffled.counters().late, 0);
             prop_assert!(in_order == shuffled, "states differ");
+            prop_assert_eq!(in_order.pending_timers(), held_timers(&in_order));
+            prop_assert_eq!(shuffled.pending_timers(), held_timers(&shuffled));
             prop_assert!(!in_order_fired.is_empty());
             prop_assert!(!in_order.lanes().is_empty());
             prop_assert_eq!(in_order_fired, shuffled_fired);

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::order::Key;
 use crate::model::Stream;
@@ -92,33 +93,89 @@ crate::model::vocabulary! {
 
 /// One event-time timer: fire `kind` for `subject` (an order id, or a parcel key) once the
 /// watermark reaches `due`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Timer {
     pub due: i64,
     pub kind: TimerKind,
     pub subject: Key,
 }
 
-/// The pending timers, in firing order. Setting the same timer twice keeps one.
+/// The timers one order or parcel has pending, as `(due, kind)`, sorted. Setting the
+/// same timer twice keeps one.
 ///
-/// Most timers are cancelled before they are due (a parcel's next scan ends the wait
-/// its previous scan started), so cancelling must be cheap: the pending timers are a
-/// hash set. The firing order comes from a calendar queue beside it: a timer is appended,
-/// unsorted, to the bucket of the hour it is due in, and a bucket is sorted once, when the
-/// watermark reaches it. That is one sort of an hour's timers, in cache, instead of a
-/// heap's walk over the whole queue per timer set and per timer fired. Cancelling takes a
-/// timer out of the set only; its bucket lets go of it when the watermark gets there.
-/// Serialised as the sorted list of pending timers, so cancelled leftovers never reach a
-/// checkpoint.
-#[derive(Debug, Clone, Default)]
+/// Held by their subject, not in a set of their own: the event that sets or cancels a
+/// timer has its subject at hand, so that costs no look-up (most timers are cancelled
+/// before they are due: a parcel's next scan ends the wait its previous scan started).
+/// Room for two inline, the most a parcel usually has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingTimers(SmallVec<[(i64, TimerKind); 2]>);
+
+/// As the list of `(due, kind)`.
+impl Serialize for PendingTimers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PendingTimers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut timers = Vec::<(i64, TimerKind)>::deserialize(deserializer)?;
+        timers.sort_unstable();
+        timers.dedup();
+        Ok(PendingTimers(SmallVec::from_vec(timers)))
+    }
+}
+
+impl PendingTimers {
+    /// `true` if the timer was not pending yet.
+    fn insert(&mut self, due: i64, kind: TimerKind) -> bool {
+        match self.0.binary_search(&(due, kind)) {
+            Ok(_) => false,
+            Err(place) => {
+                self.0.insert(place, (due, kind));
+                true
+            }
+        }
+    }
+
+    /// `true` if the timer was pending.
+    fn remove(&mut self, due: i64, kind: TimerKind) -> bool {
+        match self.0.binary_search(&(due, kind)) {
+            Ok(place) => {
+                self.0.remove(place);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// When timers are due: every pending timer is in this queue, in firing order, while its
+/// subject holds it in its [`PendingTimers`].
+///
+/// A calendar queue: a timer is appended, unsorted, to the bucket of the hour it is due
+/// in, and a bucket is sorted once, when the watermark reaches it. That is one sort of an
+/// hour's timers, in cache, instead of a heap's walk over the whole queue per timer set
+/// and per timer fired. A cancelled timer stays queued until the watermark gets there;
+/// [`Timers::fire`] then finds its subject no longer holds it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Timers {
-    pending: super::HashSet<Timer>,
-    /// Every pending timer, and cancelled ones not yet reached, by the hour they are due.
+    /// Queued timers, cancelled ones included, by the hour they are due.
     queue: BTreeMap<i64, Bucket>,
+    /// How many timers the subjects hold.
+    pending: usize,
 }
 
 /// The timers due in one hour.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Bucket {
     /// In reverse firing order while `sorted`, so the next one comes off the end.
     timers: Vec<Timer>,
@@ -128,29 +185,42 @@ struct Bucket {
 impl Timers {
     const BUCKET_MICROS: i64 = crate::model::Timestamp::MICROS_PER_HOUR;
 
-    pub fn set(&mut self, due: i64, kind: TimerKind, subject: Key) {
-        let timer = Timer { due, kind, subject };
-        if self.pending.insert(timer.clone()) {
-            self.enqueue(timer);
+    /// Sets a timer for `subject`, which holds its pending timers in `held`. The subject
+    /// is the state's own key: cloning it costs no allocation, even for a long one.
+    pub fn set(&mut self, held: &mut PendingTimers, due: i64, kind: TimerKind, subject: &Key) {
+        if !held.insert(due, kind) {
+            return;
         }
-    }
-
-    fn enqueue(&mut self, timer: Timer) {
-        let bucket = self.queue.entry(timer.due.div_euclid(Self::BUCKET_MICROS)).or_default();
+        self.pending += 1;
+        let timer = Timer { due, kind, subject: subject.clone() };
+        let bucket = self.queue.entry(due.div_euclid(Self::BUCKET_MICROS)).or_default();
         // Still sorted if it fires before everything already there (timers are mostly
         // set in due order); a bucket nobody has reached yet is sorted when it is.
         bucket.sorted = bucket.timers.last().is_none_or(|last| bucket.sorted && timer <= *last);
         bucket.timers.push(timer);
     }
 
-    /// Takes back a timer set before, if it is still pending. The subject is the
-    /// state's own key: cloning it costs no allocation, even for a long one.
-    pub fn cancel(&mut self, due: i64, kind: TimerKind, subject: &Key) {
-        self.pending.remove(&Timer { due, kind, subject: subject.clone() });
+    /// Takes back a timer set before, if it is still pending.
+    pub fn cancel(&mut self, held: &mut PendingTimers, due: i64, kind: TimerKind) {
+        self.fire(held, due, kind);
     }
 
-    /// The next timer due at or before `watermark`, taken out of the set.
-    pub fn pop_due(&mut self, watermark: i64) -> Option<Timer> {
+    /// Takes a timer [`Timers::next_due`] gave out of its subject's pending timers:
+    /// `true` if it was still pending there (it fires), `false` if it was cancelled.
+    pub fn fire(&mut self, held: &mut PendingTimers, due: i64, kind: TimerKind) -> bool {
+        let was_pending = held.remove(due, kind);
+        self.pending -= usize::from(was_pending);
+        was_pending
+    }
+
+    /// Forgets the pending timers of a subject that leaves the state.
+    pub fn forget(&mut self, held: &PendingTimers) {
+        self.pending -= held.len();
+    }
+
+    /// The next queued timer due at or before `watermark`, in `(due, kind, subject)`
+    /// order, taken out of the queue; [`Timers::fire`] says whether it is still pending.
+    pub fn next_due(&mut self, watermark: i64) -> Option<Timer> {
         loop {
             let mut first = self.queue.first_entry()?;
             if *first.key() * Self::BUCKET_MICROS > watermark {
@@ -164,55 +234,22 @@ impl Timers {
             if bucket.timers.last().is_some_and(|next| next.due > watermark) {
                 return None;
             }
-            let Some(timer) = bucket.timers.pop() else {
-                first.remove();
-                continue;
-            };
-            if self.pending.remove(&timer) {
-                return Some(timer);
+            match bucket.timers.pop() {
+                Some(timer) => return Some(timer),
+                None => {
+                    first.remove();
+                }
             }
         }
     }
 
+    /// How many timers are pending.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.pending
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// The pending timers in firing order.
-    fn sorted(&self) -> Vec<&Timer> {
-        let mut timers: Vec<&Timer> = self.pending.iter().collect();
-        timers.sort_unstable();
-        timers
-    }
-}
-
-impl PartialEq for Timers {
-    fn eq(&self, other: &Self) -> bool {
-        self.pending == other.pending
-    }
-}
-
-impl Eq for Timers {}
-
-impl Serialize for Timers {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.sorted())
-    }
-}
-
-impl<'de> Deserialize<'de> for Timers {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut timers = Timers::default();
-        for timer in Vec::<Timer>::deserialize(deserializer)? {
-            if timers.pending.insert(timer.clone()) {
-                timers.enqueue(timer);
-            }
-        }
-        Ok(timers)
+        self.pending == 0
     }
 }
 
@@ -248,29 +285,62 @@ mod tests {
         assert_eq!(w.current(), Some(190), "never backwards");
     }
 
+    /// Timers with their subjects, as the state holds them.
+    #[derive(Debug, Default)]
+    struct World {
+        timers: Timers,
+        held: BTreeMap<Key, PendingTimers>,
+    }
+
+    impl World {
+        fn set(&mut self, due: i64, subject: &str) {
+            let subject = Key::new(subject);
+            self.timers.set(self.held.entry(subject.clone()).or_default(), due, TimerKind::NoScanFor, &subject);
+        }
+
+        fn cancel(&mut self, due: i64, subject: &str) {
+            self.timers.cancel(self.held.entry(Key::new(subject)).or_default(), due, TimerKind::NoScanFor);
+        }
+
+        /// The timers that fire once the watermark reaches `watermark`, in order.
+        fn fire(&mut self, watermark: i64) -> Vec<Timer> {
+            let mut fired = Vec::new();
+            while let Some(timer) = self.timers.next_due(watermark) {
+                if self.timers.fire(self.held.entry(timer.subject.clone()).or_default(), timer.due, timer.kind) {
+                    fired.push(timer);
+                }
+            }
+            fired
+        }
+    }
+
+    fn subjects(timers: &[Timer]) -> Vec<&str> {
+        timers.iter().map(|t| t.subject.as_str()).collect()
+    }
+
     #[test]
     fn timers_fire_in_due_order_whatever_order_they_were_set_in() {
-        let mut a = Timers::default();
-        let mut b = Timers::default();
-        let set = [(30, TimerKind::NoScanFor, "p1"), (10, TimerKind::ShipByPassed, "o1"), (10, TimerKind::ShipByPassed, "o0")];
-        for (due, kind, subject) in set {
-            a.set(due, kind, Key::new(subject));
+        let hour = crate::model::Timestamp::MICROS_PER_HOUR;
+        let set = [(30 * hour, "p1"), (10, "o1"), (10, "o0"), (hour + 5, "p2")];
+        let (mut a, mut b) = (World::default(), World::default());
+        for (due, subject) in set {
+            a.set(due, subject);
         }
-        for (due, kind, subject) in set.iter().rev() {
-            b.set(*due, *kind, Key::new(subject));
-            b.set(*due, *kind, Key::new(subject));
+        for (due, subject) in set.iter().rev() {
+            b.set(*due, subject);
+            b.set(*due, subject);
         }
-        assert_eq!(a, b);
-        let fired: Vec<_> = std::iter::from_fn(|| a.pop_due(20)).map(|t| t.subject).collect();
-        assert_eq!(fired, ["o0", "o1"]);
-        assert_eq!(a.len(), 1);
-        assert!(a.pop_due(29).is_none());
+        assert_eq!((a.held.clone(), a.timers.len()), (b.held.clone(), b.timers.len()), "setting a timer twice keeps one");
+        assert_eq!(subjects(&a.fire(2 * hour)), ["o0", "o1", "p2"]);
+        assert_eq!(a.timers.len(), 1);
+        assert!(a.fire(30 * hour - 1).is_empty());
+        assert_eq!(subjects(&b.fire(30 * hour)), ["o0", "o1", "p2", "p1"]);
+        assert!(b.timers.is_empty());
     }
 
     #[test]
     fn a_cancelled_timer_does_not_fire_and_one_set_again_fires_once() {
-        let key = |s: &str| Key::new(s);
-        let mut timers = Timers::default();
+        let mut world = World::default();
         // (set or cancel, due, subject), then what fires by 100.
         let cases: &[(&[(bool, i64, &str)], &[&str])] = &[
             (&[(true, 10, "p1"), (false, 10, "p1")], &[]),
@@ -282,24 +352,24 @@ mod tests {
         for (steps, fired) in cases {
             for &(set, due, subject) in *steps {
                 if set {
-                    timers.set(due, TimerKind::NoScanFor, key(subject));
+                    world.set(due, subject);
                 } else {
-                    timers.cancel(due, TimerKind::NoScanFor, &key(subject));
+                    world.cancel(due, subject);
                 }
             }
-            let got: Vec<_> = std::iter::from_fn(|| timers.pop_due(100)).map(|t| t.subject).collect();
-            assert_eq!(got, *fired, "{steps:?}");
-            assert!(timers.is_empty(), "{steps:?}");
+            assert_eq!(subjects(&world.fire(100)), *fired, "{steps:?}");
+            assert!(world.timers.is_empty(), "{steps:?}");
         }
     }
 
     /// A step of the property test below: set or cancel a timer (due in one of a few
-    /// hours, on one of a few subjects), or let the watermark move on.
+    /// hours, on one of a few subjects), let the watermark move on, or save and restore.
     #[derive(Debug, Clone)]
     enum Step {
         Set(i64, u8),
         Cancel(i64, u8),
         Advance(i64),
+        Checkpoint,
     }
 
     fn step() -> impl proptest::strategy::Strategy<Value = Step> {
@@ -309,56 +379,42 @@ mod tests {
             (due.clone(), 0..4u8).prop_map(|(d, s)| Step::Set(d, s)),
             (due, 0..4u8).prop_map(|(d, s)| Step::Cancel(d, s)),
             (0..crate::model::Timestamp::MICROS_PER_HOUR).prop_map(Step::Advance),
+            Just(Step::Checkpoint),
         ]
     }
 
     proptest::proptest! {
         /// The calendar queue fires what a plain sorted set of pending timers would, in
-        /// the same order, whatever is set, cancelled and set again around the watermark.
+        /// the same order, whatever is set, cancelled and set again around the watermark,
+        /// and through a checkpoint.
         #[test]
         fn timers_fire_as_a_sorted_set_would(steps in proptest::collection::vec(step(), 1..200)) {
-            let mut timers = Timers::default();
+            let mut world = World::default();
             let mut model = BTreeSet::new();
             let mut watermark = 0;
             let timer = |due: i64, subject: u8| Timer { due, kind: TimerKind::NoScanFor, subject: Key::new(format!("p{subject}")) };
             for step in steps {
                 match step {
                     Step::Set(due, subject) => {
-                        timers.set(due, TimerKind::NoScanFor, timer(due, subject).subject);
+                        world.set(due, &format!("p{subject}"));
                         model.insert(timer(due, subject));
                     }
                     Step::Cancel(due, subject) => {
-                        timers.cancel(due, TimerKind::NoScanFor, &timer(due, subject).subject);
+                        world.cancel(due, &format!("p{subject}"));
                         model.remove(&timer(due, subject));
                     }
                     Step::Advance(by) => {
                         watermark += by;
-                        let fired: Vec<Timer> = std::iter::from_fn(|| timers.pop_due(watermark)).collect();
                         let due: Vec<Timer> = std::iter::from_fn(|| model.first().filter(|t| t.due <= watermark).cloned().inspect(|t| { model.remove(t); })).collect();
-                        proptest::prop_assert_eq!(fired, due);
+                        proptest::prop_assert_eq!(world.fire(watermark), due);
+                    }
+                    Step::Checkpoint => {
+                        let bytes = postcard::to_stdvec(&world.timers).expect("serialise");
+                        world.timers = postcard::from_bytes(&bytes).expect("deserialise");
                     }
                 }
-                proptest::prop_assert_eq!(timers.len(), model.len());
+                proptest::prop_assert_eq!(world.timers.len(), model.len());
             }
         }
-    }
-
-    #[test]
-    fn timers_are_checkpointed_as_the_sorted_set_of_pending_ones() {
-        let mut timers = Timers::default();
-        timers.set(30, TimerKind::NoScanFor, Key::new("p1"));
-        timers.set(10, TimerKind::ShipByPassed, Key::new("o1"));
-        timers.set(20, TimerKind::NoScanFor, Key::new("p2"));
-        timers.cancel(20, TimerKind::NoScanFor, &Key::new("p2"));
-        let as_set: BTreeSet<Timer> =
-            [Timer { due: 10, kind: TimerKind::ShipByPassed, subject: Key::new("o1") }, Timer { due: 30, kind: TimerKind::NoScanFor, subject: Key::new("p1") }]
-                .into();
-        let bytes = postcard::to_stdvec(&timers).expect("serialise");
-        // The bytes of the set the checkpoints held before the heap (format 3).
-        assert_eq!(bytes, postcard::to_stdvec(&as_set).expect("serialise"));
-        let mut back: Timers = postcard::from_bytes(&bytes).expect("deserialise");
-        assert_eq!(back, timers);
-        let fired: Vec<_> = std::iter::from_fn(|| back.pop_due(100)).map(|t| t.due).collect();
-        assert_eq!(fired, [10, 30]);
     }
 }
