@@ -502,7 +502,7 @@ impl StreamState {
         };
         let mut fired = Vec::new();
         while let Some(timer) = self.timers.next_due(watermark) {
-            let still_pending = holder(&mut self.orders, &mut self.parcels, &timer).is_some_and(|held| self.timers.fire(held, timer.due, timer.kind));
+            let still_pending = holder(&mut self.orders, &mut self.parcels, &timer).is_some_and(|held| self.timers.fire(held, &timer));
             if still_pending && let Some(firing) = self.evaluate(timer.due, timer.kind, &timer.subject) {
                 fired.push(firing);
             }

@@ -100,49 +100,71 @@ pub struct Timer {
     pub subject: Key,
 }
 
-/// The timers one order or parcel has pending, as `(due, kind)`, sorted. Setting the
-/// same timer twice keeps one.
+/// The timers one order or parcel has pending, as `(due, kind)`. Setting the same timer
+/// twice keeps one.
 ///
 /// Held by their subject, not in a set of their own: the event that sets or cancels a
 /// timer has its subject at hand, so that costs no look-up (most timers are cancelled
 /// before they are due: a parcel's next scan ends the wait its previous scan started).
 /// Room for two inline, the most a parcel usually has.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PendingTimers(SmallVec<[(i64, TimerKind); 2]>);
+#[derive(Debug, Clone, Default)]
+pub struct PendingTimers {
+    /// Sorted.
+    held: SmallVec<[(i64, TimerKind); 2]>,
+    /// The subject's entry in the [`Timers`] queue that stands for all of `held`: at or
+    /// before the earliest of them. Other entries of the subject there are stale.
+    queued: Option<(i64, TimerKind)>,
+}
 
-/// As the list of `(due, kind)`.
+/// Equal when the same timers are pending: which entry stands for them in the queue
+/// depends on the order they were set in.
+impl PartialEq for PendingTimers {
+    fn eq(&self, other: &Self) -> bool {
+        self.held == other.held
+    }
+}
+
+impl Eq for PendingTimers {}
+
+/// [`PendingTimers`] as checkpoints hold it.
+#[derive(Serialize, Deserialize)]
+struct SavedTimers {
+    held: Vec<(i64, TimerKind)>,
+    queued: Option<(i64, TimerKind)>,
+}
+
 impl Serialize for PendingTimers {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(&self.0)
+        SavedTimers { held: self.held.to_vec(), queued: self.queued }.serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for PendingTimers {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut timers = Vec::<(i64, TimerKind)>::deserialize(deserializer)?;
-        timers.sort_unstable();
-        timers.dedup();
-        Ok(PendingTimers(SmallVec::from_vec(timers)))
+        let SavedTimers { mut held, queued } = SavedTimers::deserialize(deserializer)?;
+        held.sort_unstable();
+        held.dedup();
+        Ok(PendingTimers { held: SmallVec::from_vec(held), queued })
     }
 }
 
 impl PendingTimers {
     /// `true` if the timer was not pending yet.
-    fn insert(&mut self, due: i64, kind: TimerKind) -> bool {
-        match self.0.binary_search(&(due, kind)) {
+    fn insert(&mut self, timer: (i64, TimerKind)) -> bool {
+        match self.held.binary_search(&timer) {
             Ok(_) => false,
             Err(place) => {
-                self.0.insert(place, (due, kind));
+                self.held.insert(place, timer);
                 true
             }
         }
     }
 
     /// `true` if the timer was pending.
-    fn remove(&mut self, due: i64, kind: TimerKind) -> bool {
-        match self.0.binary_search(&(due, kind)) {
+    fn remove(&mut self, timer: (i64, TimerKind)) -> bool {
+        match self.held.binary_search(&timer) {
             Ok(place) => {
-                self.0.remove(place);
+                self.held.remove(place);
                 true
             }
             Err(_) => false,
@@ -150,25 +172,27 @@ impl PendingTimers {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.held.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.held.is_empty()
     }
 }
 
-/// When timers are due: every pending timer is in this queue, in firing order, while its
-/// subject holds it in its [`PendingTimers`].
+/// When timers are due. Each subject with pending timers has one live entry here, for
+/// its earliest (see [`PendingTimers::queued`]); when it comes up, the subject's next
+/// timer is queued in turn. A parcel's scans set and cancel a `no_scan_for` timer each,
+/// but its queue entries are a few: its label check, its delivery, and the waits that
+/// were not cut short.
 ///
 /// A calendar queue: a timer is appended, unsorted, to the bucket of the hour it is due
 /// in, and a bucket is sorted once, when the watermark reaches it. That is one sort of an
 /// hour's timers, in cache, instead of a heap's walk over the whole queue per timer set
-/// and per timer fired. A cancelled timer stays queued until the watermark gets there;
-/// [`Timers::fire`] then finds its subject no longer holds it.
+/// and per timer fired.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Timers {
-    /// Queued timers, cancelled ones included, by the hour they are due.
+    /// Queued timers, stale ones included, by the hour they are due.
     queue: BTreeMap<i64, Bucket>,
     /// How many timers the subjects hold.
     pending: usize,
@@ -188,29 +212,45 @@ impl Timers {
     /// Sets a timer for `subject`, which holds its pending timers in `held`. The subject
     /// is the state's own key: cloning it costs no allocation, even for a long one.
     pub fn set(&mut self, held: &mut PendingTimers, due: i64, kind: TimerKind, subject: &Key) {
-        if !held.insert(due, kind) {
+        if !held.insert((due, kind)) {
             return;
         }
         self.pending += 1;
-        let timer = Timer { due, kind, subject: subject.clone() };
-        let bucket = self.queue.entry(due.div_euclid(Self::BUCKET_MICROS)).or_default();
+        if held.queued.is_none_or(|queued| (due, kind) < queued) {
+            held.queued = Some((due, kind));
+            self.enqueue(Timer { due, kind, subject: subject.clone() });
+        }
+    }
+
+    fn enqueue(&mut self, timer: Timer) {
+        let bucket = self.queue.entry(timer.due.div_euclid(Self::BUCKET_MICROS)).or_default();
         // Still sorted if it fires before everything already there (timers are mostly
         // set in due order); a bucket nobody has reached yet is sorted when it is.
         bucket.sorted = bucket.timers.last().is_none_or(|last| bucket.sorted && timer <= *last);
         bucket.timers.push(timer);
     }
 
-    /// Takes back a timer set before, if it is still pending.
+    /// Takes back a timer set before, if it is still pending. Its queue entry stays:
+    /// when it comes up, it stands for the subject's next timer.
     pub fn cancel(&mut self, held: &mut PendingTimers, due: i64, kind: TimerKind) {
-        self.fire(held, due, kind);
+        self.pending -= usize::from(held.remove((due, kind)));
     }
 
-    /// Takes a timer [`Timers::next_due`] gave out of its subject's pending timers:
-    /// `true` if it was still pending there (it fires), `false` if it was cancelled.
-    pub fn fire(&mut self, held: &mut PendingTimers, due: i64, kind: TimerKind) -> bool {
-        let was_pending = held.remove(due, kind);
-        self.pending -= usize::from(was_pending);
-        was_pending
+    /// Takes a queue entry [`Timers::next_due`] gave to its subject, which holds `held`:
+    /// `true` if it is a timer still pending (it fires), `false` if it was cancelled or
+    /// the entry is stale. Queues the subject's next timer.
+    pub fn fire(&mut self, held: &mut PendingTimers, timer: &Timer) -> bool {
+        let entry = (timer.due, timer.kind);
+        if held.queued != Some(entry) {
+            return false;
+        }
+        let fires = held.remove(entry);
+        self.pending -= usize::from(fires);
+        held.queued = held.held.first().copied();
+        if let Some((due, kind)) = held.queued {
+            self.enqueue(Timer { due, kind, subject: timer.subject.clone() });
+        }
+        fires
     }
 
     /// Forgets the pending timers of a subject that leaves the state.
@@ -219,7 +259,7 @@ impl Timers {
     }
 
     /// The next queued timer due at or before `watermark`, in `(due, kind, subject)`
-    /// order, taken out of the queue; [`Timers::fire`] says whether it is still pending.
+    /// order, taken out of the queue; [`Timers::fire`] says whether it fires.
     pub fn next_due(&mut self, watermark: i64) -> Option<Timer> {
         loop {
             let mut first = self.queue.first_entry()?;
@@ -306,7 +346,7 @@ mod tests {
         fn fire(&mut self, watermark: i64) -> Vec<Timer> {
             let mut fired = Vec::new();
             while let Some(timer) = self.timers.next_due(watermark) {
-                if self.timers.fire(self.held.entry(timer.subject.clone()).or_default(), timer.due, timer.kind) {
+                if self.timers.fire(self.held.entry(timer.subject.clone()).or_default(), &timer) {
                     fired.push(timer);
                 }
             }
