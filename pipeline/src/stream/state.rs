@@ -370,7 +370,7 @@ impl StreamState {
                 self.reassign(&key, before);
             }
         }
-        mark_changed(&mut self.changed, &order_id);
+        self.changed.insert(order_id);
         Applied::New
     }
 
@@ -430,16 +430,16 @@ impl StreamState {
         let renamed = scan.order_id.filter(|o| parcel.order_hint.as_deref().is_none_or(|h| o.as_str() < h));
         match renamed {
             None => {
-                if let Some(owner) = parcel.owner() {
-                    mark_changed(&mut self.changed, owner);
+                if let Some(owner) = parcel.owner_key() {
+                    self.changed.insert(owner.clone());
                 }
             }
             Some(order_id) => {
                 let before = parcel.owner_key().cloned();
                 parcel.hint_order(&order_id);
                 self.reassign(&key, before);
-                if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner()) {
-                    mark_changed(&mut self.changed, owner);
+                if let Some(owner) = self.parcels.get(&key).and_then(|p| p.owner_key()) {
+                    self.changed.insert(owner.clone());
                 }
             }
         }
@@ -702,13 +702,6 @@ fn holder<'a>(orders: &'a mut HashMap<Key, OrderState>, parcels: &'a mut HashMap
 fn new_parcel<'a>(parcels: &'a mut HashMap<Key, ParcelState>, sweep: &mut SweepIndex, key: &Key, carrier: &str, tracking_number: &str) -> &'a mut ParcelState {
     sweep.unowned.insert(key.clone());
     parcels.entry(key.clone()).or_insert_with(|| ParcelState::new(carrier, tracking_number))
-}
-
-/// Notes an order as changed, without allocating its id again when it already is.
-fn mark_changed(changed: &mut HashSet<Key>, order_id: &str) {
-    if !changed.contains(order_id) {
-        changed.insert(Key::new(order_id));
-    }
 }
 
 #[cfg(test)]
