@@ -294,7 +294,7 @@ fn respond(result: QueryResult, headers: &HeaderMap, started: Instant) -> Result
     let internal = |e: arrow::error::ArrowError| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding_failed", e.to_string());
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if accept.contains("text/csv") {
-        let csv = render(&result.batches, OutputFormat::Csv).map_err(internal)?;
+        let csv = render(&result, OutputFormat::Csv).map_err(internal)?;
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response());
     }
     if accept.contains(ARROW_STREAM) {

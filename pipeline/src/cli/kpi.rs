@@ -82,7 +82,7 @@ pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     let params = KpiParams::parse(args.merchant.as_deref(), args.from.as_deref(), args.to.as_deref(), args.group_by.as_deref(), chrono::Utc::now())?;
     let limits = QueryLimits::time_only(config.api.query_timeout);
     let result = engine.kpi(&name, &params, limits).await?;
-    super::sql::print(&result.batches, args.format)
+    super::sql::print(&result, args.format)
 }
 
 fn indent(text: &str) -> String {

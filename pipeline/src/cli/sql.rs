@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::config::Config;
 use crate::kpi::format::{render, OutputFormat};
-use crate::kpi::QueryLimits;
+use crate::kpi::{QueryLimits, QueryResult};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,12 +20,12 @@ pub async fn execute(args: Args, config: &Config) -> anyhow::Result<()> {
     let engine = super::sql_engine(args.lake.open(config)?, config)?;
     let limits = QueryLimits::time_only(config.api.query_timeout);
     let result = engine.query(&args.query, limits).await?;
-    print(&result.batches, args.format)
+    print(&result, args.format)
 }
 
 /// Writes a result to stdout in `format`.
-pub fn print(batches: &[arrow::array::RecordBatch], format: OutputFormat) -> anyhow::Result<()> {
-    let mut out = render(batches, format)?;
+pub fn print(result: &QueryResult, format: OutputFormat) -> anyhow::Result<()> {
+    let mut out = render(result, format)?;
     if format != OutputFormat::Csv {
         out.push(b'\n');
     }
