@@ -18,6 +18,7 @@ pub mod tail;
 pub mod time;
 
 pub use dedup::{Arrivals, DedupWindow};
+pub use state::{Applied, StreamSettings, StreamState, TimerFiring};
 
 /// The hash map of the stream state. Its keys (order ids, parcel keys) are caller data,
 /// so it is randomly seeded; foldhash hashes such short strings fastest (it is
@@ -25,4 +26,3 @@ pub use dedup::{Arrivals, DedupWindow};
 pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// The hash set of the stream state (see [`HashMap`]).
 pub type HashSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
-pub use state::{Applied, StreamSettings, StreamState, TimerFiring};

@@ -15,13 +15,12 @@
 use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 
-use super::{HashMap, HashSet};
-
 use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
 use super::order::{id_hash, shared_parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, TextPool};
 use super::time::{PendingTimers, Timer, TimerKind, Timers, Watermark};
+use super::{HashMap, HashSet};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
 
 /// The knobs of the state machine (`[stream]` in the configuration).
@@ -623,16 +622,13 @@ impl StreamState {
         for order_id in leaving {
             let Some(order) = self.orders.remove(&order_id) else { continue };
             self.timers.forget(&order.timers);
-            for parcel in order.parcels.iter().filter_map(|key| self.parcels.get(key)) {
-                self.timers.forget(&parcel.timers);
-            }
+            // Its parcels leave with it, and their timers.
+            let parcels = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).inspect(|parcel| self.timers.forget(&parcel.timers));
             if self.changed.remove(&order_id) {
-                let parcels = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).collect();
+                let parcels = parcels.collect();
                 self.departed.push(DepartedOrder { order, parcels });
             } else {
-                for key in &order.parcels {
-                    self.parcels.remove(key);
-                }
+                parcels.for_each(drop);
             }
             self.counters.evicted_orders += 1;
         }
