@@ -146,9 +146,9 @@ fn parcel_json(parcel: &ParcelState) -> ParcelJson<'_> {
                 at: time(s.at),
                 status: s.status.as_str(),
                 sub_status: s.sub_status.map(|x| x.as_str()),
-                raw_status: s.raw_status.as_deref(),
-                description: s.description.as_deref(),
-                location: Location { city: s.city.as_deref(), region: s.region.as_deref(), country: s.country.as_deref() },
+                raw_status: s.texts.raw_status.as_deref(),
+                description: s.texts.description.as_deref(),
+                location: Location { city: s.texts.city.as_deref(), region: s.texts.region.as_deref(), country: s.texts.country.as_deref() },
                 estimated_delivery: s.estimated_delivery.map(window),
             })
             .collect(),

@@ -216,7 +216,7 @@ impl StatusFacts {
             order_id: view.order.order_id.to_string(),
             status: status.as_str(),
             carrier: parcel.map(|p| carrier_name(&p.carrier)),
-            city: scan.and_then(|s| s.city.as_deref()).or_else(|| delivered.and_then(|s| s.city.as_deref())).map(str::to_owned),
+            city: scan.and_then(|s| s.texts.city.as_deref()).or_else(|| delivered.and_then(|s| s.texts.city.as_deref())).map(str::to_owned),
             sub_status: scan.and_then(|s| s.sub_status).map(|s| s.as_str()),
             scan: scan.map(|s| moment(s.at)),
             delivered: delivered.map(|s| moment(s.at)),
@@ -236,7 +236,9 @@ impl StatusFacts {
 mod tests {
     use super::*;
     use crate::model::SubStatus;
-    use crate::stream::order::{parcel_key, Checkout, Mark, OrderState, ParcelState, Scan};
+    use std::sync::Arc;
+
+    use crate::stream::order::{parcel_key, Checkout, Mark, OrderState, ParcelState, Scan, ScanTexts};
 
     fn at(text: &str) -> Timestamp {
         Timestamp::parse(text).unwrap()
@@ -248,11 +250,7 @@ mod tests {
             id: time.len() as u64 + status as u64,
             status,
             sub_status: None,
-            raw_status: None,
-            description: None,
-            city: Some(city.into()),
-            region: None,
-            country: Some("DE".into()),
+            texts: Arc::new(ScanTexts { city: Some(city.into()), country: Some("DE".into()), ..ScanTexts::default() }),
             estimated_delivery: None,
         }
     }

@@ -155,12 +155,18 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
     }
     let damaged = |message: String| CheckpointError::Damaged { path: path.to_string(), message };
     let raw = zstd::decode_all(compressed).map_err(|e| damaged(e.to_string()))?;
-    postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))
+    let mut checkpoint: Checkpoint = postcard::from_bytes(&raw).map_err(|e| damaged(e.to_string()))?;
+    checkpoint.state.share_restored_texts();
+    Ok(checkpoint)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::source::simulator::{Scenario, Simulator};
+    use crate::stream::order::Scan;
     use crate::stream::state::StreamSettings;
 
     fn checkpoint() -> Checkpoint {
@@ -175,6 +181,23 @@ mod tests {
         assert_eq!(read.seq, 3);
         assert_eq!(read.positions, checkpoint().positions);
         assert!(read.state == checkpoint().state);
+    }
+
+    #[test]
+    fn scans_read_back_share_their_texts_again() {
+        let mut state = StreamState::new(StreamSettings::default());
+        let scenario = Scenario { days: 2, orders_per_day: 100.0, ..Scenario::default() };
+        for event in Simulator::new(scenario).unwrap().events() {
+            state.apply(event);
+        }
+        let written = Checkpoint { state, ..checkpoint() };
+        let read = decode(&path_of(3), &encode(&written).unwrap()).unwrap();
+        assert!(read.state == written.state);
+        let scans: Vec<&Scan> = read.state.orders().flat_map(|order| read.state.parcels_of(order)).flat_map(|parcel| &parcel.scans).collect();
+        let distinct = |key: &dyn Fn(&Scan) -> String| scans.iter().map(|scan| key(scan)).collect::<std::collections::HashSet<_>>().len();
+        let (copies, texts) = (distinct(&|scan| format!("{:p}", Arc::as_ptr(&scan.texts))), distinct(&|scan| format!("{:?}", scan.texts)));
+        assert!(texts < scans.len() / 4, "the simulator repeats scan texts: {texts} distinct in {} scans", scans.len());
+        assert_eq!(copies, texts, "one shared copy of each distinct text");
     }
 
     #[test]

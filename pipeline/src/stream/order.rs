@@ -6,6 +6,9 @@
 //! wants (the status, the flags) is derived from those on demand. That is what makes any
 //! arrival order of the same events end in the same state.
 
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use smol_str::{SmolStr, SmolStrBuilder};
 
@@ -23,19 +26,25 @@ pub type Key = SmolStr;
 /// The longest text a [`Key`] holds inline.
 const INLINE_KEY_BYTES: usize = 23;
 
-/// Shares the longer texts of scans and milestones (a carrier's "Shipment information
-/// received", a cancellation reason) across the state: such a text does not fit inline,
-/// and most scans repeat one of a few of them, so each distinct text is allocated once
-/// and the scans hold references to it. Bounded: past [`TextPool::CAPACITY`] distinct
-/// texts the pool starts over (texts already shared stay valid), so free-form texts
-/// cannot make it grow without end. A cache: not part of the state's equality.
+/// Shares the texts of scans and milestones across the state. A long text (a carrier's
+/// "Shipment information received", a cancellation reason) does not fit inline and most
+/// repeat one of a few, so each distinct one is allocated once; a scan's texts as a whole
+/// (its code, description and place) repeat too, one per carrier facility and code, so
+/// each distinct [`ScanTexts`] is kept once and scans hold a reference to it. Bounded:
+/// past its capacity a part of the pool starts over (what was shared stays valid), so
+/// free-form texts cannot make it grow without end. A cache: not part of the state's
+/// equality.
 #[derive(Debug, Clone, Default)]
 pub struct TextPool {
     long: super::HashSet<Key>,
+    /// By the hash of their parts; of two texts with the same hash only the first is
+    /// shared (the other is still correct, just not shared).
+    scans: super::HashMap<u64, Arc<ScanTexts>>,
 }
 
 impl TextPool {
     const CAPACITY: usize = 4096;
+    const SCAN_TEXTS_CAPACITY: usize = 16_384;
 
     /// `text` as a [`Key`]: inline when short, else the pool's shared copy.
     pub fn key(&mut self, text: String) -> Key {
@@ -51,6 +60,42 @@ impl TextPool {
         let shared = Key::from(text);
         self.long.insert(shared.clone());
         shared
+    }
+
+    /// A scan's texts as the state keeps them: the pool's copy if it has an equal one.
+    pub fn scan_texts(&mut self, texts: ScanTexts<String>) -> Arc<ScanTexts> {
+        let (hash, shared) = self.find_scan_texts(&texts);
+        if let Some(shared) = shared {
+            return shared;
+        }
+        let ScanTexts { raw_status, description, city, region, country } = texts;
+        let mut key = |text: Option<String>| text.map(|t| self.key(t));
+        let texts =
+            Arc::new(ScanTexts { raw_status: key(raw_status), description: key(description), city: key(city), region: key(region), country: key(country) });
+        self.remember_scan_texts(hash, texts)
+    }
+
+    /// Shares `texts` with equal ones (a restored checkpoint's scans each hold a copy).
+    pub fn share_scan_texts(&mut self, texts: &Arc<ScanTexts>) -> Arc<ScanTexts> {
+        match self.find_scan_texts(texts) {
+            (_, Some(shared)) => shared,
+            (hash, None) => self.remember_scan_texts(hash, Arc::clone(texts)),
+        }
+    }
+
+    fn find_scan_texts<T: AsRef<str>>(&self, texts: &ScanTexts<T>) -> (u64, Option<Arc<ScanTexts>>) {
+        let parts = texts.parts();
+        let hash = self.scans.hasher().hash_one(parts);
+        let shared = self.scans.get(&hash).filter(|shared| shared.parts() == parts).cloned();
+        (hash, shared)
+    }
+
+    fn remember_scan_texts(&mut self, hash: u64, texts: Arc<ScanTexts>) -> Arc<ScanTexts> {
+        if self.scans.len() >= Self::SCAN_TEXTS_CAPACITY {
+            self.scans.clear();
+        }
+        self.scans.entry(hash).or_insert_with(|| Arc::clone(&texts));
+        texts
     }
 }
 
@@ -135,17 +180,62 @@ impl Milestones {
 
 /// One carrier scan of a parcel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SavedScan", into = "SavedScan")]
 pub struct Scan {
     pub at: Timestamp,
     pub id: u64,
     pub status: ParcelStatus,
     pub sub_status: Option<SubStatus>,
-    pub raw_status: Option<Key>,
-    pub description: Option<Key>,
-    pub city: Option<Key>,
-    pub region: Option<Key>,
-    pub country: Option<Key>,
+    /// Shared with the state's other scans of the same texts (see [`TextPool`]).
+    pub texts: Arc<ScanTexts>,
     pub estimated_delivery: Option<Window>,
+}
+
+/// The words of a scan: the carrier's own code and text, and where it happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanTexts<T = Key> {
+    pub raw_status: Option<T>,
+    pub description: Option<T>,
+    pub city: Option<T>,
+    pub region: Option<T>,
+    pub country: Option<T>,
+}
+
+impl<T: AsRef<str>> ScanTexts<T> {
+    fn parts(&self) -> [Option<&str>; 5] {
+        [&self.raw_status, &self.description, &self.city, &self.region, &self.country].map(|text| text.as_ref().map(AsRef::as_ref))
+    }
+}
+
+/// A [`Scan`] in a checkpoint: its texts inline, as before they were shared.
+#[derive(Serialize, Deserialize)]
+struct SavedScan {
+    at: Timestamp,
+    id: u64,
+    status: ParcelStatus,
+    sub_status: Option<SubStatus>,
+    raw_status: Option<Key>,
+    description: Option<Key>,
+    city: Option<Key>,
+    region: Option<Key>,
+    country: Option<Key>,
+    estimated_delivery: Option<Window>,
+}
+
+impl From<SavedScan> for Scan {
+    fn from(saved: SavedScan) -> Self {
+        let SavedScan { at, id, status, sub_status, raw_status, description, city, region, country, estimated_delivery } = saved;
+        let texts = Arc::new(ScanTexts { raw_status, description, city, region, country });
+        Scan { at, id, status, sub_status, texts, estimated_delivery }
+    }
+}
+
+impl From<Scan> for SavedScan {
+    fn from(scan: Scan) -> Self {
+        let Scan { at, id, status, sub_status, texts, estimated_delivery } = scan;
+        let ScanTexts { raw_status, description, city, region, country } = Arc::unwrap_or_clone(texts);
+        SavedScan { at, id, status, sub_status, raw_status, description, city, region, country, estimated_delivery }
+    }
 }
 
 impl Scan {
@@ -275,7 +365,7 @@ impl ParcelState {
         self.scans
             .iter()
             .filter(|s| s.status == ParcelStatus::InTransit && s.at.micros == pickup_at.micros)
-            .filter_map(|s| Some(region_key(s.country.as_deref()?, s.region.as_deref()?)))
+            .filter_map(|s| Some(region_key(s.texts.country.as_deref()?, s.texts.region.as_deref()?)))
             .min()
     }
 
@@ -611,7 +701,7 @@ impl OrderView<'_> {
             if let Some(scan) = parcel.scan_after_final() {
                 flags.push(Flag::ScanAfterDelivery {
                     tracking_number: parcel.tracking_number.to_string(),
-                    raw_status: scan.raw_status.as_ref().map(ToString::to_string),
+                    raw_status: scan.texts.raw_status.as_ref().map(ToString::to_string),
                     at: scan.at.to_rfc3339(),
                 });
             }
@@ -676,23 +766,35 @@ mod tests {
         assert_eq!(first.as_str(), long, "texts shared before stay valid");
     }
 
+    #[test]
+    fn equal_scan_texts_are_kept_once() {
+        let mut pool = TextPool::default();
+        let texts = |city: &str| ScanTexts {
+            raw_status: Some("PU".to_owned()),
+            description: Some("Picked up at the origin facility".to_owned()),
+            city: Some(city.to_owned()),
+            region: None,
+            country: Some("DE".to_owned()),
+        };
+        let (first, again, elsewhere) = (pool.scan_texts(texts("Köln")), pool.scan_texts(texts("Köln")), pool.scan_texts(texts("Berlin")));
+        assert!(Arc::ptr_eq(&first, &again), "equal texts: one copy");
+        assert_eq!((first.city.as_deref(), elsewhere.city.as_deref()), (Some("Köln"), Some("Berlin")));
+        assert_eq!(first.description.as_ref().map(|d| d.as_ptr()), elsewhere.description.as_ref().map(|d| d.as_ptr()), "the long description too");
+        let restored = Arc::new(ScanTexts::clone(&first));
+        assert!(Arc::ptr_eq(&pool.share_scan_texts(&restored), &first), "a restored copy is shared");
+        for n in 0..TextPool::SCAN_TEXTS_CAPACITY {
+            pool.scan_texts(texts(&format!("Facility {n}")));
+        }
+        assert!(pool.scans.len() < TextPool::SCAN_TEXTS_CAPACITY, "full: the pool started over");
+        assert_eq!(first.city.as_deref(), Some("Köln"), "texts shared before stay valid");
+    }
+
     fn at(hours: i64) -> Timestamp {
         Timestamp::from_micros_utc(1_795_000_000_000_000 + hours * Timestamp::MICROS_PER_HOUR)
     }
 
     fn scan(hours: i64, id: u64, status: ParcelStatus) -> Scan {
-        Scan {
-            at: at(hours),
-            id,
-            status,
-            sub_status: None,
-            raw_status: None,
-            description: None,
-            city: None,
-            region: None,
-            country: None,
-            estimated_delivery: None,
-        }
+        Scan { at: at(hours), id, status, sub_status: None, texts: Arc::default(), estimated_delivery: None }
     }
 
     #[test]
@@ -718,7 +820,10 @@ mod tests {
     #[test]
     fn the_origin_is_the_smallest_region_scanned_in_transit_at_the_first_pickup_instant() {
         use ParcelStatus::{InTransit, InfoReceived};
-        let located = |hours, id, status, region: Option<&str>| Scan { country: Some(Key::new("DE")), region: region.map(Key::new), ..scan(hours, id, status) };
+        let located = |hours, id, status, region: Option<&str>| {
+            let texts = ScanTexts { country: Some(Key::new("DE")), region: region.map(Key::new), ..ScanTexts::default() };
+            Scan { texts: Arc::new(texts), ..scan(hours, id, status) }
+        };
         let cases: Vec<(&str, Vec<Scan>, Option<&str>)> = vec![
             ("no pickup yet", vec![located(0, 1, InfoReceived, Some("NW"))], None),
             ("one pickup", vec![located(0, 1, InfoReceived, Some("NW")), located(1, 2, InTransit, Some("HH"))], Some("DE-HH")),

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
-use super::order::{id_hash, shared_parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, TextPool};
+use super::order::{id_hash, shared_parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, ScanTexts, TextPool};
 use super::time::{PendingTimers, Timer, TimerKind, Timers, Watermark};
 use super::{HashMap, HashSet};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
@@ -280,6 +280,14 @@ impl StreamState {
         self.departed.extend(changes.departed);
     }
 
+    /// Shares equal scan texts again after the state was read from a checkpoint, which
+    /// holds every scan's texts on their own (see [`TextPool`]).
+    pub fn share_restored_texts(&mut self) {
+        for scan in self.parcels.values_mut().flat_map(|parcel| parcel.scans.iter_mut()) {
+            scan.texts = self.texts.share_scan_texts(&scan.texts);
+        }
+    }
+
     /// Applies one event (taken by value: its texts move into the state).
     pub fn apply(&mut self, event: Event) -> Applied {
         let at = event.occurred_at.micros;
@@ -388,11 +396,13 @@ impl StreamState {
             id,
             status,
             sub_status: scan.sub_status,
-            raw_status: scan.raw_status.map(|t| self.texts.key(t)),
-            description: scan.description.map(|t| self.texts.key(t)),
-            city: location.city.map(|t| self.texts.key(t)),
-            region: location.region.map(|t| self.texts.key(t)),
-            country: location.country.map(|t| self.texts.key(t)),
+            texts: self.texts.scan_texts(ScanTexts {
+                raw_status: scan.raw_status,
+                description: scan.description,
+                city: location.city,
+                region: location.region,
+                country: location.country,
+            }),
             estimated_delivery: scan.estimated_delivery,
         }) else {
             return Applied::Duplicate;
