@@ -6,7 +6,6 @@
 //! wants (the status, the flags) is derived from those on demand. That is what makes any
 //! arrival order of the same events end in the same state.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -37,9 +36,10 @@ const INLINE_KEY_BYTES: usize = 23;
 #[derive(Debug, Clone, Default)]
 pub struct TextPool {
     long: super::HashSet<Key>,
-    /// By the hash of their parts; of two texts with the same hash only the first is
-    /// shared (the other is still correct, just not shared).
-    scans: super::HashMap<u64, Arc<ScanTexts>>,
+    /// By [`ScanTexts::encode`].
+    scans: super::HashMap<Box<[u8]>, Arc<ScanTexts>>,
+    /// Where the texts to look up are encoded (kept, so that a look-up allocates nothing).
+    scratch: Vec<u8>,
 }
 
 impl TextPool {
@@ -64,37 +64,32 @@ impl TextPool {
 
     /// A scan's texts as the state keeps them: the pool's copy if it has an equal one.
     pub fn scan_texts(&mut self, texts: ScanTexts<String>) -> Arc<ScanTexts> {
-        let (hash, shared) = self.find_scan_texts(&texts);
-        if let Some(shared) = shared {
-            return shared;
+        texts.encode(&mut self.scratch);
+        if let Some(shared) = self.scans.get(self.scratch.as_slice()) {
+            return Arc::clone(shared);
         }
         let ScanTexts { raw_status, description, city, region, country } = texts;
         let mut key = |text: Option<String>| text.map(|t| self.key(t));
         let texts =
             Arc::new(ScanTexts { raw_status: key(raw_status), description: key(description), city: key(city), region: key(region), country: key(country) });
-        self.remember_scan_texts(hash, texts)
+        self.remember_scan_texts(texts)
     }
 
     /// Shares `texts` with equal ones (a restored checkpoint's scans each hold a copy).
     pub fn share_scan_texts(&mut self, texts: &Arc<ScanTexts>) -> Arc<ScanTexts> {
-        match self.find_scan_texts(texts) {
-            (_, Some(shared)) => shared,
-            (hash, None) => self.remember_scan_texts(hash, Arc::clone(texts)),
+        texts.encode(&mut self.scratch);
+        match self.scans.get(self.scratch.as_slice()) {
+            Some(shared) => Arc::clone(shared),
+            None => self.remember_scan_texts(Arc::clone(texts)),
         }
     }
 
-    fn find_scan_texts<T: AsRef<str>>(&self, texts: &ScanTexts<T>) -> (u64, Option<Arc<ScanTexts>>) {
-        let parts = texts.parts();
-        let hash = self.scans.hasher().hash_one(parts);
-        let shared = self.scans.get(&hash).filter(|shared| shared.parts() == parts).cloned();
-        (hash, shared)
-    }
-
-    fn remember_scan_texts(&mut self, hash: u64, texts: Arc<ScanTexts>) -> Arc<ScanTexts> {
+    /// Keeps `texts`, encoded in `scratch`.
+    fn remember_scan_texts(&mut self, texts: Arc<ScanTexts>) -> Arc<ScanTexts> {
         if self.scans.len() >= Self::SCAN_TEXTS_CAPACITY {
             self.scans.clear();
         }
-        self.scans.entry(hash).or_insert_with(|| Arc::clone(&texts));
+        self.scans.insert(Box::from(self.scratch.as_slice()), Arc::clone(&texts));
         texts
     }
 }
@@ -202,8 +197,21 @@ pub struct ScanTexts<T = Key> {
 }
 
 impl<T: AsRef<str>> ScanTexts<T> {
-    fn parts(&self) -> [Option<&str>; 5] {
-        [&self.raw_status, &self.description, &self.city, &self.region, &self.country].map(|text| text.as_ref().map(AsRef::as_ref))
+    /// The five parts as one byte string that tells them apart (the pool's key, hashed
+    /// and compared at once): an absent part is a 0, a present one a 1, its length and
+    /// its bytes.
+    fn encode(&self, into: &mut Vec<u8>) {
+        into.clear();
+        for part in [&self.raw_status, &self.description, &self.city, &self.region, &self.country] {
+            match part.as_ref().map(AsRef::as_ref) {
+                None => into.push(0),
+                Some(text) => {
+                    into.push(1);
+                    into.extend_from_slice(&text.len().to_le_bytes());
+                    into.extend_from_slice(text.as_bytes());
+                }
+            }
+        }
     }
 }
 
@@ -780,6 +788,13 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again), "equal texts: one copy");
         assert_eq!((first.city.as_deref(), elsewhere.city.as_deref()), (Some("Köln"), Some("Berlin")));
         assert_eq!(first.description.as_ref().map(|d| d.as_ptr()), elsewhere.description.as_ref().map(|d| d.as_ptr()), "the long description too");
+        // Texts that run together the same way are still told apart.
+        let cases = [(Some("ab"), None), (Some("a"), Some("b")), (None, Some("ab")), (Some(""), None), (None, Some("")), (None, None)];
+        for (raw_status, description) in cases.into_iter().chain(cases) {
+            let owned = |text: Option<&str>| text.map(str::to_owned);
+            let shared = pool.scan_texts(ScanTexts { raw_status: owned(raw_status), description: owned(description), ..ScanTexts::default() });
+            assert_eq!((shared.raw_status.as_deref(), shared.description.as_deref()), (raw_status, description));
+        }
         let restored = Arc::new(ScanTexts::clone(&first));
         assert!(Arc::ptr_eq(&pool.share_scan_texts(&restored), &first), "a restored copy is shared");
         for n in 0..TextPool::SCAN_TEXTS_CAPACITY {
