@@ -186,7 +186,8 @@ pub struct Scan {
     pub estimated_delivery: Option<Window>,
 }
 
-/// The words of a scan: the carrier's own code and text, and where it happened.
+/// The words of a scan: the carrier's own code and text, and where it happened. `T` is
+/// `String` as an event brings them and [`Key`] as the state keeps them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanTexts<T = Key> {
     pub raw_status: Option<T>,
