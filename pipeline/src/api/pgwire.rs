@@ -9,9 +9,11 @@
 //! Each scope (every merchant's rows, or one merchant's: see `kpi::tenancy`) has one
 //! long-lived session, built at its first login and shared by its connections; its
 //! tables read their latest snapshot at every scan ([`SqlEngine::live_session`]) and it
-//! has the KPI library's views. Sessions are read-only: anything but a query (and the
-//! `SET`/`SHOW`, transaction and cursor statements clients send on their own) is refused
-//! with SQLSTATE 42501.
+//! has the KPI library's views. When the lake gains a table the session lacks (a new
+//! lake's first events, the first rollup, the stream processor's first output), the
+//! session is built again, within a few seconds. Sessions are read-only: anything but a
+//! query (and the `SET`/`SHOW`, transaction and cursor statements clients send on their
+//! own) is refused with SQLSTATE 42501.
 //!
 //! Limits (`[api]`, as for `/v1/sql`): a query runs for at most `query_timeout`, from its
 //! arrival to its last row (past it: SQLSTATE 57014, and the query is stopped), and the
@@ -23,6 +25,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
@@ -153,14 +156,28 @@ impl StartupHandler for KeyLogin {
     }
 }
 
-/// One session service per scope, built at the scope's first query. The lock is held
+/// One session service per scope, built at the scope's first query, and built again when
+/// the lake has gained a table the session lacks (looked for at most every
+/// [`NEW_TABLES_EVERY`], and in the store only for the tables it lacks). The lock is held
 /// only to look up and insert, never while a session is built, so a merchant's first
 /// login does not hold up everyone else's queries.
 struct Sessions {
     engine: SqlEngine,
     /// The bytes one scope's queries may hold together.
     memory_limit: usize,
-    services: Mutex<HashMap<Scope, Arc<DfSessionService>>>,
+    services: Mutex<HashMap<Scope, ScopeSession>>,
+}
+
+/// How often a scope's session looks for tables created since it was built: a client
+/// sees a new table (the first rollup, `order_status`) within about this long.
+const NEW_TABLES_EVERY: Duration = Duration::from_secs(2);
+
+/// A scope's session and when it last looked for new tables.
+#[derive(Clone)]
+struct ScopeSession {
+    service: Arc<DfSessionService>,
+    ctx: Arc<SessionContext>,
+    looked_for_tables: Instant,
 }
 
 impl Sessions {
@@ -170,15 +187,47 @@ impl Sessions {
             Some(ALL_MERCHANTS) => Scope::All,
             Some(merchant) => Scope::Merchant(merchant.to_owned()),
         };
-        if let Some(service) = self.services.lock().await.get(&scope) {
-            return Ok(service.clone());
+        let stale = {
+            let mut services = self.services.lock().await;
+            match services.get_mut(&scope) {
+                None => None,
+                Some(session) if session.looked_for_tables.elapsed() < NEW_TABLES_EVERY => return Ok(session.service.clone()),
+                Some(session) => {
+                    // Whoever comes next within the interval uses the session as it is.
+                    session.looked_for_tables = Instant::now();
+                    Some(session.clone())
+                }
+            }
+        };
+        if let Some(session) = &stale {
+            match self.engine.has_new_tables(&session.ctx).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(session.service.clone()),
+                // The query need not fail for it: the session serves as it is.
+                Err(error) => {
+                    tracing::warn!(%error, "could not look for new tables; the session stays as it is");
+                    return Ok(session.service.clone());
+                }
+            }
         }
         let ctx = self.engine.scoped(scope.clone()).live_session(self.memory_limit).await.map_err(|e| user_error("58000", e.to_string()))?;
         setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error("58000", e.to_string()))?;
         let hooks: Vec<Arc<dyn QueryHook>> = vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
-        let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), hooks));
-        // Two first queries of one scope may race: keep whichever session got in first.
-        Ok(self.services.lock().await.entry(scope).or_insert(service).clone())
+        let ctx = Arc::new(ctx);
+        let service = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
+        let fresh = ScopeSession { service, ctx, looked_for_tables: Instant::now() };
+        // Two queries of one scope may race to build its session: keep whichever got in
+        // first, unless what is there is the session this one replaces. Queries running
+        // on a replaced session finish on it (with its own memory budget).
+        let mut services = self.services.lock().await;
+        let kept = match services.get(&scope) {
+            Some(current) if !stale.as_ref().is_some_and(|old| Arc::ptr_eq(&old.service, &current.service)) => current.clone(),
+            _ => {
+                services.insert(scope, fresh.clone());
+                fresh
+            }
+        };
+        Ok(kept.service)
     }
 }
 

@@ -228,10 +228,31 @@ impl SqlEngine {
 
     /// A session for a long life (the Postgres wire protocol): each scan reads its
     /// table's latest snapshot, so the session sees every commit made after it was built.
-    /// Tables created later are not in it. Its queries hold at most `memory_limit` bytes
-    /// together.
+    /// Tables created later are not in it (see [`SqlEngine::has_new_tables`]). Its
+    /// queries hold at most `memory_limit` bytes together.
     pub async fn live_session(&self, memory_limit: usize) -> Result<SessionContext, LakeError> {
         self.build_session(true, Some(memory_limit), Joins::Hash).await
+    }
+
+    /// Whether the lake now has a table that `ctx`, a session built before, lacks (a new
+    /// lake's first events, the first rollup, the stream processor's first output): a
+    /// long-lived session should then be built again. Looks in the store only for the
+    /// tables the session lacks.
+    pub async fn has_new_tables(&self, ctx: &SessionContext) -> Result<bool, LakeError> {
+        for table in self.tables() {
+            let absent = !ctx.table_exist(table.name()).map_err(|e| table.error(e))?;
+            if absent && self.snapshots.latest(table).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Every table a session can have: the event tables, then the derived ones (the KPI
+    /// rollups and the stream processor's outputs, each with a `merchant_id` column).
+    fn tables(&self) -> Vec<TableRef<'_>> {
+        let derived = self.library.rollups().iter().map(|(name, _)| name.as_str()).chain(crate::stream::output::TABLES);
+        LakeTable::ALL.into_iter().map(TableRef::Event).chain(derived.map(TableRef::Derived)).collect()
     }
 
     /// `memory_limit`: the bytes the session's queries may hold together (none: unbounded).
@@ -271,12 +292,9 @@ impl SqlEngine {
         // The lake's tables as they are. For a merchant they stay in a private catalog
         // and the session gets restricted views of them under the same names.
         let raw = SessionContext::new_with_config_rt(config.clone(), runtime.clone());
-        // The event tables, then the derived ones (the KPI rollups and the stream
-        // processor's outputs, each with a `merchant_id` column). Their snapshots are
-        // brought up to date together: each lists its table's log, and one after the
-        // other those listings were most of a small query's time.
-        let derived = self.library.rollups().iter().map(|(name, _)| name.as_str()).chain(crate::stream::output::TABLES);
-        let tables: Vec<TableRef<'_>> = LakeTable::ALL.into_iter().map(TableRef::Event).chain(derived.map(TableRef::Derived)).collect();
+        // The tables' snapshots are brought up to date together: each lists its table's
+        // log, and one after the other those listings were most of a small query's time.
+        let tables = self.tables();
         let providers = futures::future::try_join_all(tables.iter().map(|table| async {
             let Some(delta) = self.snapshots.latest(*table).await? else { return Ok(None) };
             let provider = self.provider(&delta, table.name(), live, &raw).await.map_err(|e| table.error(e))?;

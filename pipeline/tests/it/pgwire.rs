@@ -1,7 +1,7 @@
 //! The Postgres wire protocol, with real clients: psql and Python's psycopg connect to
 //! `orderpulse run`, list the tables through the catalog queries they (and Metabase,
-//! DBeaver, Grafana) send, read the same numbers as the HTTP API, see new commits, and
-//! are refused anything but reads.
+//! DBeaver, Grafana) send, read the same numbers as the HTTP API, see new commits and
+//! tables created after they connected, and are refused anything but reads.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -108,4 +108,36 @@ async fn psql_and_psycopg_query_the_lake_read_only() {
     assert_eq!(seen["dhl_parcels"], dhl_parcels);
     assert_eq!(seen["order_events"], order_events + 1);
     assert_eq!(seen["drop"], "42501");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_created_after_a_client_connected_becomes_visible_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let server = Server::start(&lake, &["--no-simulator"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let (false, _, err) = psql(server.pg_port, &["-c", "SELECT 1"]) {
+        assert!(Instant::now() < deadline, "psql could not connect: {err}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A new lake: the stream processor has written no `order_status` yet.
+    let status_count = "SELECT count(*) FROM order_status";
+    let (ok, _, err) = psql(server.pg_port, &["-c", status_count]);
+    assert!(!ok && err.contains("order_status") && err.contains("not found"), "{err}");
+
+    // The processor's first output creates the table; the same scope's session sees it.
+    let client = reqwest::Client::new();
+    let line = r#"{"event_id":"pg-first-1","type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","merchant_id":"m1","order_id":"o-first"}"#;
+    let (status, body) = post(&client, &format!("{}/v1/events", server.base), &[("content-type", "application/x-ndjson")], line.into()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, out, err) = psql(server.pg_port, &["-c", status_count]);
+        if ok {
+            assert_eq!(out.trim(), "1");
+            break;
+        }
+        assert!(Instant::now() < deadline, "order_status never became visible: {err}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
