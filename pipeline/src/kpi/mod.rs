@@ -92,6 +92,14 @@ impl QueryError {
     }
 }
 
+/// The table a DataFusion "table 'datafusion.public.orders' not found" error names, without
+/// its catalog and schema.
+fn not_found_table(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("table '")?;
+    let (qualified, _) = rest.split_once("' not found")?;
+    qualified.rsplit('.').next()
+}
+
 /// Bounds on one query: a query past any of them is cancelled with a [`QueryError`]
 /// that names the limit, and the server stays up.
 #[derive(Debug, Clone, Copy)]
@@ -248,6 +256,50 @@ impl SqlEngine {
         Ok(false)
     }
 
+    /// A query naming a table orderpulse knows but the lake does not have yet is told
+    /// what creates it (DataFusion says only that it is not found).
+    async fn explain_not_found(&self, error: QueryError) -> QueryError {
+        if let QueryError::Sql(message) = &error
+            && let Some(name) = not_found_table(message)
+            && let Some(reason) = self.why_absent(name).await
+        {
+            return QueryError::Sql(format!("{message}: {reason}"));
+        }
+        error
+    }
+
+    /// What would create `name`, if it is a table or view orderpulse knows and the lake
+    /// does not have it (a merchant's session lacks the quarantine although the lake has
+    /// it: no reason then).
+    async fn why_absent(&self, name: &str) -> Option<&'static str> {
+        const NO_EVENTS: &str =
+            "the lake has no events yet (`orderpulse ingest`, `POST /v1/events`, the Kafka source or the simulator of `orderpulse run` bring them)";
+        if self.library.views().iter().any(|(view, _)| view == name) {
+            for table in LakeTable::EVENTS {
+                if self.lacks(TableRef::Event(table)).await {
+                    return Some(NO_EVENTS);
+                }
+            }
+            return None;
+        }
+        let table = self.tables().into_iter().find(|table| table.name() == name)?;
+        if !self.lacks(table).await {
+            return None;
+        }
+        Some(match table {
+            TableRef::Event(_) => NO_EVENTS,
+            TableRef::Derived(name) if crate::stream::output::TABLES.contains(&name) => {
+                "the stream processor has not written it yet (`orderpulse process`, or `orderpulse run`)"
+            }
+            TableRef::Derived(_) => "the KPI rollups have not run on this lake yet (`orderpulse kpi rollup`, or `orderpulse run` on its schedule)",
+        })
+    }
+
+    /// Whether the lake does not have `table` (a failure to look counts as having it).
+    async fn lacks(&self, table: TableRef<'_>) -> bool {
+        matches!(self.snapshots.latest(table).await, Ok(None))
+    }
+
     /// Every table a session can have: the event tables, then the derived ones (the KPI
     /// rollups and the stream processor's outputs, each with a `merchant_id` column).
     fn tables(&self) -> Vec<TableRef<'_>> {
@@ -371,7 +423,10 @@ impl SqlEngine {
             let memory_limit = (limits.max_memory_bytes < usize::MAX).then_some(limits.max_memory_bytes);
             let ctx = self.build_session(false, memory_limit, joins).await?;
             let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-            let mut frame = ctx.sql_with_options(sql, read_only).await.map_err(QueryError::from_datafusion)?;
+            let mut frame = match ctx.sql_with_options(sql, read_only).await {
+                Ok(frame) => frame,
+                Err(error) => return Err(self.explain_not_found(QueryError::from_datafusion(error)).await),
+            };
             if let Some(params) = params {
                 frame = frame.with_param_values(params).map_err(QueryError::from_datafusion)?;
             }
@@ -397,5 +452,23 @@ impl SqlEngine {
             Ok(QueryResult { schema, batches })
         };
         tokio::time::timeout(limits.timeout, run).await.map_err(|_| QueryError::Timeout(limits.timeout))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_not_found_error_names_its_table() {
+        let cases = [
+            ("Error during planning: table 'datafusion.public.order_status' not found", Some("order_status")),
+            ("table 'orders' not found", Some("orders")),
+            ("Schema error: No field named carrier", None),
+            ("table 'orders' is fine", None),
+        ];
+        for (message, table) in cases {
+            assert_eq!(not_found_table(message), table, "{message}");
+        }
     }
 }

@@ -25,5 +25,9 @@ fn bad_input_on_the_command_line_gets_one_clear_error() {
     fails_naming(orderpulse().args(["lake", "info", "--lake", lake]).env("ORDERPULSE_API__LISTEN", "nowhere"), "api.listen");
     fails_naming(orderpulse().args(["sql", "SELEC 1", "--lake", lake]), "SELEC");
     fails_naming(orderpulse().args(["sql", "SELECT * FROM no_such_table", "--lake", lake]), "no_such_table");
+    // Tables orderpulse knows but a new lake does not have yet: what creates them.
+    fails_naming(orderpulse().args(["sql", "SELECT count(*) FROM orders", "--lake", lake]), "the lake has no events yet");
+    fails_naming(orderpulse().args(["sql", "SELECT * FROM order_status", "--lake", lake]), "the stream processor has not written it yet");
+    fails_naming(orderpulse().args(["sql", "SELECT * FROM kpi_daily_orders", "--lake", lake]), "the KPI rollups have not run");
     fails_naming(orderpulse().args(["simulate", "--scenario", "/no/such/scenario.toml"]), "/no/such/scenario.toml");
 }
