@@ -200,22 +200,16 @@ impl Sessions {
             }
         };
         if let Some(session) = &stale {
-            match self.engine.has_new_tables(&session.ctx).await {
-                Ok(true) => {}
-                Ok(false) => return Ok(session.service.clone()),
-                // The query need not fail for it: the session serves as it is.
-                Err(error) => {
-                    tracing::warn!(%error, "could not look for new tables; the session stays as it is");
-                    return Ok(session.service.clone());
-                }
+            // A failed look need not fail the query: the session serves as it is.
+            let has_new = self.engine.has_new_tables(&session.ctx).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not look for new tables; the session stays as it is");
+                false
+            });
+            if !has_new {
+                return Ok(session.service.clone());
             }
         }
-        let ctx = self.engine.scoped(scope.clone()).live_session(self.memory_limit).await.map_err(|e| user_error("58000", e.to_string()))?;
-        setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error("58000", e.to_string()))?;
-        let hooks: Vec<Arc<dyn QueryHook>> = vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
-        let ctx = Arc::new(ctx);
-        let service = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
-        let fresh = ScopeSession { service, ctx, looked_for_tables: Instant::now() };
+        let fresh = self.build(&scope).await?;
         // Two queries of one scope may race to build its session: keep whichever got in
         // first, unless what is there is the session this one replaces. Queries running
         // on a replaced session finish on it (with its own memory budget).
@@ -228,6 +222,16 @@ impl Sessions {
             }
         };
         Ok(kept.service)
+    }
+
+    /// A new session of `scope` over the lake's tables as they are now.
+    async fn build(&self, scope: &Scope) -> PgWireResult<ScopeSession> {
+        let ctx = self.engine.scoped(scope.clone()).live_session(self.memory_limit).await.map_err(|e| user_error("58000", e.to_string()))?;
+        setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error("58000", e.to_string()))?;
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
+        let ctx = Arc::new(ctx);
+        let service = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
+        Ok(ScopeSession { service, ctx, looked_for_tables: Instant::now() })
     }
 }
 

@@ -248,8 +248,7 @@ impl SqlEngine {
     /// tables the session lacks.
     pub async fn has_new_tables(&self, ctx: &SessionContext) -> Result<bool, LakeError> {
         for table in self.tables() {
-            let absent = !ctx.table_exist(table.name()).map_err(|e| table.error(e))?;
-            if absent && self.snapshots.latest(table).await?.is_some() {
+            if !ctx.table_exist(table.name()).map_err(|e| table.error(e))? && self.has(table).await? {
                 return Ok(true);
             }
         }
@@ -276,14 +275,15 @@ impl SqlEngine {
             "the lake has no events yet (`orderpulse ingest`, `POST /v1/events`, the Kafka source or the simulator of `orderpulse run` bring them)";
         if self.library.views().iter().any(|(view, _)| view == name) {
             for table in LakeTable::EVENTS {
-                if self.lacks(TableRef::Event(table)).await {
+                if matches!(self.has(TableRef::Event(table)).await, Ok(false)) {
                     return Some(NO_EVENTS);
                 }
             }
             return None;
         }
         let table = self.tables().into_iter().find(|table| table.name() == name)?;
-        if !self.lacks(table).await {
+        // A failure to look says nothing: no reason is given then.
+        if !matches!(self.has(table).await, Ok(false)) {
             return None;
         }
         Some(match table {
@@ -295,9 +295,9 @@ impl SqlEngine {
         })
     }
 
-    /// Whether the lake does not have `table` (a failure to look counts as having it).
-    async fn lacks(&self, table: TableRef<'_>) -> bool {
-        matches!(self.snapshots.latest(table).await, Ok(None))
+    /// Whether the lake has `table`.
+    async fn has(&self, table: TableRef<'_>) -> Result<bool, LakeError> {
+        Ok(self.snapshots.latest(table).await?.is_some())
     }
 
     /// Every table a session can have: the event tables, then the derived ones (the KPI

@@ -234,10 +234,10 @@ impl StatusFacts {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::model::SubStatus;
     use std::sync::Arc;
 
+    use super::*;
+    use crate::model::SubStatus;
     use crate::stream::order::{parcel_key, Checkout, Mark, OrderState, ParcelState, Scan, ScanTexts};
 
     fn at(text: &str) -> Timestamp {

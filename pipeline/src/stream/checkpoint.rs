@@ -162,11 +162,12 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::Arc;
 
     use super::*;
     use crate::source::simulator::{Scenario, Simulator};
-    use crate::stream::order::Scan;
+    use crate::stream::order::{Scan, ScanTexts};
     use crate::stream::state::StreamSettings;
 
     fn checkpoint() -> Checkpoint {
@@ -194,10 +195,10 @@ mod tests {
         let read = decode(&path_of(3), &encode(&written).unwrap()).unwrap();
         assert!(read.state == written.state);
         let scans: Vec<&Scan> = read.state.orders().flat_map(|order| read.state.parcels_of(order)).flat_map(|parcel| &parcel.scans).collect();
-        let distinct = |key: &dyn Fn(&Scan) -> String| scans.iter().map(|scan| key(scan)).collect::<std::collections::HashSet<_>>().len();
-        let (copies, texts) = (distinct(&|scan| format!("{:p}", Arc::as_ptr(&scan.texts))), distinct(&|scan| format!("{:?}", scan.texts)));
-        assert!(texts < scans.len() / 4, "the simulator repeats scan texts: {texts} distinct in {} scans", scans.len());
-        assert_eq!(copies, texts, "one shared copy of each distinct text");
+        let copies: HashSet<*const ScanTexts> = scans.iter().map(|scan| Arc::as_ptr(&scan.texts)).collect();
+        let texts: HashSet<String> = scans.iter().map(|scan| format!("{:?}", scan.texts)).collect();
+        assert!(texts.len() < scans.len() / 4, "the simulator repeats scan texts: {} distinct in {} scans", texts.len(), scans.len());
+        assert_eq!(copies.len(), texts.len(), "one shared copy of each distinct text");
     }
 
     #[test]

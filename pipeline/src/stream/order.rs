@@ -72,25 +72,22 @@ impl TextPool {
         let mut key = |text: Option<String>| text.map(|t| self.key(t));
         let texts =
             Arc::new(ScanTexts { raw_status: key(raw_status), description: key(description), city: key(city), region: key(region), country: key(country) });
-        self.remember_scan_texts(texts)
+        // New texts are rare: encoding them again to keep them costs little.
+        self.share_scan_texts(&texts)
     }
 
-    /// Shares `texts` with equal ones (a restored checkpoint's scans each hold a copy).
+    /// `texts` shared with equal ones: the pool's copy, or `texts` kept as that copy (a
+    /// restored checkpoint's scans each hold their own).
     pub fn share_scan_texts(&mut self, texts: &Arc<ScanTexts>) -> Arc<ScanTexts> {
         texts.encode(&mut self.scratch);
-        match self.scans.get(self.scratch.as_slice()) {
-            Some(shared) => Arc::clone(shared),
-            None => self.remember_scan_texts(Arc::clone(texts)),
+        if let Some(shared) = self.scans.get(self.scratch.as_slice()) {
+            return Arc::clone(shared);
         }
-    }
-
-    /// Keeps `texts`, encoded in `scratch`.
-    fn remember_scan_texts(&mut self, texts: Arc<ScanTexts>) -> Arc<ScanTexts> {
         if self.scans.len() >= Self::SCAN_TEXTS_CAPACITY {
             self.scans.clear();
         }
-        self.scans.insert(Box::from(self.scratch.as_slice()), Arc::clone(&texts));
-        texts
+        self.scans.insert(Box::from(self.scratch.as_slice()), Arc::clone(texts));
+        Arc::clone(texts)
     }
 }
 

@@ -633,12 +633,12 @@ impl StreamState {
             let Some(order) = self.orders.remove(&order_id) else { continue };
             self.timers.forget(&order.timers);
             // Its parcels leave with it, and their timers.
-            let parcels = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).inspect(|parcel| self.timers.forget(&parcel.timers));
+            let parcels: Vec<ParcelState> = order.parcels.iter().filter_map(|key| self.parcels.remove(key)).collect();
+            for parcel in &parcels {
+                self.timers.forget(&parcel.timers);
+            }
             if self.changed.remove(&order_id) {
-                let parcels = parcels.collect();
                 self.departed.push(DepartedOrder { order, parcels });
-            } else {
-                parcels.for_each(drop);
             }
             self.counters.evicted_orders += 1;
         }
