@@ -13,7 +13,10 @@
 //! lake's first events, the first rollup, the stream processor's first output), the
 //! session is built again, within a few seconds. Sessions are read-only: anything but a
 //! query (and the `SET`/`SHOW`, transaction and cursor statements clients send on their
-//! own) is refused with SQLSTATE 42501.
+//! own) is refused with SQLSTATE 42501. A query the server cannot parse or plan gets the
+//! SQLSTATE of its fault (syntax 42601, unknown table 42P01, unknown column 42703; see
+//! [`planning_fault`]) and the words `/v1/sql` would give, instead of the XX000
+//! (internal error) `datafusion-postgres` sends for every error.
 //!
 //! Limits (`[api]`, as for `/v1/sql`): a query runs for at most `query_timeout`, from its
 //! arrival to its last row (past it: SQLSTATE 57014, and the query is stopped), and the
@@ -27,11 +30,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::common::ParamValues;
+use datafusion::common::{ParamValues, SchemaError};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::auth::AuthManager;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -59,7 +63,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::auth::Keys;
-use crate::kpi::{QueryError, QueryLimits, Scope, SqlEngine};
+use crate::kpi::{is_refusal, not_found_table, QueryError, QueryLimits, Scope, SqlEngine};
 
 /// Serves Postgres clients on `listen` until the task is dropped. Fails at once if the
 /// address cannot be bound.
@@ -183,7 +187,7 @@ struct ScopeSession {
 impl Sessions {
     async fn for_client<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<DfSessionService>> {
         let scope = match client.metadata().get(SCOPE_KEY).map(String::as_str) {
-            None => return Err(user_error("28000", "not logged in".into())),
+            None => return Err(user_error(sqlstate::INVALID_AUTHORIZATION_SPECIFICATION, "not logged in".into())),
             Some(ALL_MERCHANTS) => Scope::All,
             Some(merchant) => Scope::Merchant(merchant.to_owned()),
         };
@@ -226,13 +230,57 @@ impl Sessions {
 
     /// A new session of `scope` over the lake's tables as they are now.
     async fn build(&self, scope: &Scope) -> PgWireResult<ScopeSession> {
-        let ctx = self.engine.scoped(scope.clone()).live_session(self.memory_limit).await.map_err(|e| user_error("58000", e.to_string()))?;
-        setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error("58000", e.to_string()))?;
+        let ctx = self.engine.scoped(scope.clone()).live_session(self.memory_limit).await.map_err(|e| user_error(sqlstate::SYSTEM_ERROR, e.to_string()))?;
+        setup_pg_catalog(&ctx, "datafusion", Arc::new(AuthManager::default())).map_err(|e| user_error(sqlstate::SYSTEM_ERROR, e.to_string()))?;
         let hooks: Vec<Arc<dyn QueryHook>> = vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook), Arc::new(ReadOnly)];
         let ctx = Arc::new(ctx);
         let service = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         Ok(ScopeSession { service, ctx, looked_for_tables: Instant::now() })
     }
+
+    /// A query's parsing or planning error as the client's fault it is: its
+    /// [`planning_fault`], and for a table orderpulse knows but the lake lacks yet, what
+    /// creates it. Other errors as they are.
+    async fn client_error(&self, error: PgWireError) -> PgWireError {
+        let PgWireError::ApiError(inner) = &error else { return error };
+        let Some((code, message)) = planning_fault(inner.as_ref()) else { return error };
+        user_error(code, self.engine.explain_absent_table(message).await)
+    }
+}
+
+/// The SQLSTATE and words of an error in parsing or planning a query (`datafusion-postgres`
+/// parses with sqlparser itself, then plans with DataFusion); `None` for an error of
+/// execution.
+fn planning_fault(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<(&'static str, String)> {
+    use sqlstate::*;
+    if let Some(parse) = error.downcast_ref::<ParserError>() {
+        return Some((SYNTAX_ERROR, parse.to_string()));
+    }
+    let root = error.downcast_ref::<DataFusionError>()?.find_root();
+    let code = match root {
+        DataFusionError::SQL(..) => SYNTAX_ERROR,
+        DataFusionError::SchemaError(error, _) if matches!(**error, SchemaError::FieldNotFound { .. }) => UNDEFINED_COLUMN,
+        DataFusionError::Plan(message) if is_refusal(message) => INSUFFICIENT_PRIVILEGE,
+        DataFusionError::Plan(message) if not_found_table(message).is_some() => UNDEFINED_TABLE,
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
+        _ => return None,
+    };
+    Some((code, root.to_string()))
+}
+
+/// The SQLSTATEs this server sends (PostgreSQL's names for them).
+mod sqlstate {
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
+    pub const SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: &str = "42000";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const OUT_OF_MEMORY: &str = "53200";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const SYSTEM_ERROR: &str = "58000";
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {
@@ -251,7 +299,8 @@ impl Dispatch {
     /// Plans and starts a query before `deadline`.
     async fn start<R>(&self, deadline: Instant, query: impl Future<Output = PgWireResult<R>>) -> PgWireResult<R> {
         match tokio::time::timeout_at(deadline, query).await {
-            Ok(result) => result.map_err(|e| over_budget(e, &self.limits)),
+            Ok(Ok(started)) => Ok(started),
+            Ok(Err(error)) => Err(self.sessions.client_error(over_budget(error, &self.limits)).await),
             Err(_) => Err(over_time(&self.limits)),
         }
     }
@@ -283,7 +332,7 @@ fn rows_until(rows: SendableRowStream, deadline: Instant, limits: QueryLimits) -
 
 /// SQLSTATE 57014 (query canceled), worded as `/v1/sql` words it.
 fn over_time(limits: &QueryLimits) -> PgWireError {
-    user_error("57014", QueryError::Timeout(limits.timeout).to_string())
+    user_error(sqlstate::QUERY_CANCELED, QueryError::Timeout(limits.timeout).to_string())
 }
 
 /// A query that ran out of memory as SQLSTATE 53200 naming the budget; other errors as
@@ -293,7 +342,7 @@ fn over_budget(error: PgWireError, limits: &QueryLimits) -> PgWireError {
     let Some(DataFusionError::ResourcesExhausted(detail)) = inner.downcast_ref::<DataFusionError>().map(DataFusionError::find_root) else {
         return error;
     };
-    user_error("53200", QueryError::OverMemory { limit: limits.max_memory_bytes, detail: detail.clone() }.to_string())
+    user_error(sqlstate::OUT_OF_MEMORY, QueryError::OverMemory { limit: limits.max_memory_bytes, detail: detail.clone() }.to_string())
 }
 
 type DfStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
@@ -352,7 +401,10 @@ impl QueryParser for ScopedParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let service = self.sessions.for_client(client).await?;
-        service.query_parser().parse_sql(client, sql, types).await
+        match service.query_parser().parse_sql(client, sql, types).await {
+            Ok(statement) => Ok(statement),
+            Err(error) => Err(self.sessions.client_error(error).await),
+        }
     }
 
     fn get_parameter_types(&self, statement: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -385,7 +437,7 @@ impl ReadOnly {
         }
         let verb = statement.to_string().split_whitespace().next().unwrap_or_default().to_uppercase();
         let message = format!("statement refused: orderpulse is read-only ({verb} is not allowed; only queries are)");
-        Some(user_error("42501", message))
+        Some(user_error(sqlstate::INSUFFICIENT_PRIVILEGE, message))
     }
 }
 
@@ -413,5 +465,31 @@ impl QueryHook for ReadOnly {
         _: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::common::Column;
+
+    use super::*;
+
+    #[test]
+    fn a_planning_error_gets_the_sqlstate_of_its_fault() {
+        let syntax = || ParserError::ParserError("Expected: an SQL statement, found: SELEC".into());
+        let unknown_column = SchemaError::FieldNotFound { field: Box::new(Column::from_name("nope")), valid_fields: Vec::new() };
+        let cases: [(Box<dyn std::error::Error + Send + Sync>, Option<&str>); 8] = [
+            (Box::new(syntax()), Some("42601")),
+            (Box::new(DataFusionError::SQL(Box::new(syntax()), None)), Some("42601")),
+            (Box::new(DataFusionError::SchemaError(Box::new(unknown_column), Box::new(None))), Some("42703")),
+            (Box::new(DataFusionError::Plan("table 'datafusion.public.order_status' not found".into())), Some("42P01")),
+            (Box::new(DataFusionError::Plan("DDL not supported: CreateMemoryTable".into())), Some("42501")),
+            (Box::new(DataFusionError::Plan("Invalid function 'nope'".into())), Some("42000")),
+            (Box::new(DataFusionError::NotImplemented("Unsupported SQL type".into())), Some("0A000")),
+            (Box::new(DataFusionError::Execution("Parquet error".into())), None),
+        ];
+        for (error, code) in cases {
+            assert_eq!(planning_fault(error.as_ref()).map(|(code, _)| code), code, "{error}");
+        }
     }
 }

@@ -79,9 +79,7 @@ impl QueryError {
     fn from_datafusion(error: DataFusionError) -> Self {
         let root = error.find_root();
         let message = root.to_string();
-        // SQLOptions refusals (read-only sessions) arrive as plan errors with these words.
-        let refused = ["DDL not supported", "DML not supported", "Statement not supported"];
-        if refused.iter().any(|r| message.contains(r)) {
+        if is_refusal(&message) {
             return QueryError::Refused(message);
         }
         match root {
@@ -92,9 +90,15 @@ impl QueryError {
     }
 }
 
+/// Whether a planning error is a read-only session's refusal: `SQLOptions` refusals
+/// arrive as plan errors with these words.
+pub(crate) fn is_refusal(message: &str) -> bool {
+    ["DDL not supported", "DML not supported", "Statement not supported"].iter().any(|words| message.contains(words))
+}
+
 /// The table a DataFusion "table 'datafusion.public.orders' not found" error names, without
 /// its catalog and schema.
-fn not_found_table(message: &str) -> Option<&str> {
+pub(crate) fn not_found_table(message: &str) -> Option<&str> {
     let (_, rest) = message.split_once("table '")?;
     let (qualified, _) = rest.split_once("' not found")?;
     qualified.rsplit('.').next()
@@ -258,13 +262,21 @@ impl SqlEngine {
     /// A query naming a table orderpulse knows but the lake does not have yet is told
     /// what creates it (DataFusion says only that it is not found).
     async fn explain_not_found(&self, error: QueryError) -> QueryError {
-        if let QueryError::Sql(message) = &error
-            && let Some(name) = not_found_table(message)
+        match error {
+            QueryError::Sql(message) => QueryError::Sql(self.explain_absent_table(message).await),
+            other => other,
+        }
+    }
+
+    /// A planning error's `message`, with what would create the table it says is not
+    /// found when orderpulse knows that table and the lake lacks it yet.
+    pub async fn explain_absent_table(&self, message: String) -> String {
+        if let Some(name) = not_found_table(&message)
             && let Some(reason) = self.why_absent(name).await
         {
-            return QueryError::Sql(format!("{message}: {reason}"));
+            return format!("{message}: {reason}");
         }
-        error
+        message
     }
 
     /// What would create `name`, if it is a table or view orderpulse knows and the lake

@@ -1,7 +1,8 @@
 //! The Postgres wire protocol, with real clients: psql and Python's psycopg connect to
 //! `orderpulse run`, list the tables through the catalog queries they (and Metabase,
 //! DBeaver, Grafana) send, read the same numbers as the HTTP API, see new commits and
-//! tables created after they connected, and are refused anything but reads.
+//! tables created after they connected, are refused anything but reads, and get the
+//! SQLSTATE of their fault for a query that cannot be planned.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,6 +35,11 @@ with psycopg.connect(host="127.0.0.1", port=int(sys.argv[1]), user="orderpulse",
         out["drop"] = "allowed"
     except psycopg.Error as e:
         out["drop"] = e.sqlstate
+    try:
+        cur.execute("SELECT count(*) FROM order_event WHERE merchant_id = %s", ("m1",))
+        out["misspelt_table"] = "ran"
+    except psycopg.Error as e:
+        out["misspelt_table"] = e.sqlstate
 print(json.dumps(out))
 "#;
 
@@ -88,6 +94,16 @@ async fn psql_and_psycopg_query_the_lake_read_only() {
         assert!(!ok && err.contains("42501") && err.contains("read-only"), "{statement}: {err}");
     }
 
+    // A query the server cannot plan is the client's fault, named as such (not XX000).
+    for (query, sqlstate, words) in [
+        ("SELEC count(*) FROM order_events", "42601", "SELEC"),
+        ("SELECT count(*) FROM order_event", "42P01", "order_event' not found"),
+        ("SELECT no_such_column FROM order_events", "42703", "no_such_column"),
+    ] {
+        let (ok, _, err) = psql(server.pg_port, &["-v", "VERBOSITY=verbose", "-c", query]);
+        assert!(!ok && err.contains(sqlstate) && err.contains(words), "{query}: {err}");
+    }
+
     // A new commit is visible to the long-lived session.
     let client = reqwest::Client::new();
     let line = r#"{"event_id":"pg-new-1","type":"order.paid","occurred_at":"2026-11-20T10:00:00Z","merchant_id":"m1","order_id":"o-pg"}"#;
@@ -108,6 +124,7 @@ async fn psql_and_psycopg_query_the_lake_read_only() {
     assert_eq!(seen["dhl_parcels"], dhl_parcels);
     assert_eq!(seen["order_events"], order_events + 1);
     assert_eq!(seen["drop"], "42501");
+    assert_eq!(seen["misspelt_table"], "42P01");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,10 +137,11 @@ async fn a_table_created_after_a_client_connected_becomes_visible_to_it() {
         assert!(Instant::now() < deadline, "psql could not connect: {err}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // A new lake: the stream processor has written no `order_status` yet.
+    // A new lake: the stream processor has written no `order_status` yet, and the
+    // client is told so.
     let status_count = "SELECT count(*) FROM order_status";
-    let (ok, _, err) = psql(server.pg_port, &["-c", status_count]);
-    assert!(!ok && err.contains("order_status") && err.contains("not found"), "{err}");
+    let (ok, _, err) = psql(server.pg_port, &["-v", "VERBOSITY=verbose", "-c", status_count]);
+    assert!(!ok && err.contains("42P01") && err.contains("order_status") && err.contains("stream processor has not written it yet"), "{err}");
 
     // The processor's first output creates the table; the same scope's session sees it.
     let client = reqwest::Client::new();
