@@ -15,7 +15,7 @@
 //! query (and the `SET`/`SHOW`, transaction and cursor statements clients send on their
 //! own) is refused with SQLSTATE 42501. A query the server cannot parse or plan gets the
 //! SQLSTATE of its fault (syntax 42601, unknown table 42P01, unknown column 42703; see
-//! [`planning_fault`]) and the words `/v1/sql` would give, instead of the XX000
+//! [`query_fault`]) and the words `/v1/sql` would give, instead of the XX000
 //! (internal error) `datafusion-postgres` sends for every error.
 //!
 //! Limits (`[api]`, as for `/v1/sql`): a query runs for at most `query_timeout`, from its
@@ -238,26 +238,30 @@ impl Sessions {
         Ok(ScopeSession { service, ctx, looked_for_tables: Instant::now() })
     }
 
-    /// A query's parsing or planning error as the client's fault it is: its
-    /// [`planning_fault`], and for a table orderpulse knows but the lake lacks yet, what
-    /// creates it. Other errors as they are.
+    /// A query's error as the client's fault it is ([`query_fault`]), and for a table
+    /// orderpulse knows but the lake lacks yet, what creates it. Other errors as they are.
     async fn client_error(&self, error: PgWireError) -> PgWireError {
-        let PgWireError::ApiError(inner) = &error else { return error };
-        let Some((code, message)) = planning_fault(inner.as_ref()) else { return error };
-        user_error(code, self.engine.explain_absent_table(message).await)
+        match query_fault(&error, self.memory_limit) {
+            Some((code, message)) => user_error(code, self.engine.explain_absent_table(message).await),
+            None => error,
+        }
     }
 }
 
-/// The SQLSTATE and words of an error in parsing or planning a query (`datafusion-postgres`
-/// parses with sqlparser itself, then plans with DataFusion); `None` for an error of
-/// execution.
-fn planning_fault(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<(&'static str, String)> {
+/// The SQLSTATE and words (as `/v1/sql` gives them) of a query's fault: a statement that
+/// does not parse (`datafusion-postgres` parses with sqlparser itself) or plan, or a query
+/// past the scope's `memory_limit`; `None` for other errors of execution.
+fn query_fault(error: &PgWireError, memory_limit: usize) -> Option<(&'static str, String)> {
     use sqlstate::*;
-    if let Some(parse) = error.downcast_ref::<ParserError>() {
+    let PgWireError::ApiError(inner) = error else { return None };
+    if let Some(parse) = inner.downcast_ref::<ParserError>() {
         return Some((SYNTAX_ERROR, parse.to_string()));
     }
-    let root = error.downcast_ref::<DataFusionError>()?.find_root();
+    let root = inner.downcast_ref::<DataFusionError>()?.find_root();
     let code = match root {
+        DataFusionError::ResourcesExhausted(detail) => {
+            return Some((OUT_OF_MEMORY, QueryError::OverMemory { limit: memory_limit, detail: detail.clone() }.to_string()));
+        }
         DataFusionError::SQL(..) => SYNTAX_ERROR,
         DataFusionError::SchemaError(error, _) if matches!(**error, SchemaError::FieldNotFound { .. }) => UNDEFINED_COLUMN,
         DataFusionError::Plan(message) if is_refusal(message) => INSUFFICIENT_PRIVILEGE,
@@ -300,7 +304,7 @@ impl Dispatch {
     async fn start<R>(&self, deadline: Instant, query: impl Future<Output = PgWireResult<R>>) -> PgWireResult<R> {
         match tokio::time::timeout_at(deadline, query).await {
             Ok(Ok(started)) => Ok(started),
-            Ok(Err(error)) => Err(self.sessions.client_error(over_budget(error, &self.limits)).await),
+            Ok(Err(error)) => Err(self.sessions.client_error(error).await),
             Err(_) => Err(over_time(&self.limits)),
         }
     }
@@ -323,7 +327,10 @@ fn rows_until(rows: SendableRowStream, deadline: Instant, limits: QueryLimits) -
         tokio::select! {
             row = rows.next() => match row? {
                 Ok(row) => Some((Ok(row), Some((rows, expiry)))),
-                Err(error) => Some((Err(over_budget(error, &limits)), None)),
+                Err(error) => {
+                    let fault = query_fault(&error, limits.max_memory_bytes);
+                    Some((Err(fault.map_or(error, |(code, message)| user_error(code, message))), None))
+                }
             },
             () = &mut expiry => Some((Err(over_time(&limits)), None)),
         }
@@ -333,16 +340,6 @@ fn rows_until(rows: SendableRowStream, deadline: Instant, limits: QueryLimits) -
 /// SQLSTATE 57014 (query canceled), worded as `/v1/sql` words it.
 fn over_time(limits: &QueryLimits) -> PgWireError {
     user_error(sqlstate::QUERY_CANCELED, QueryError::Timeout(limits.timeout).to_string())
-}
-
-/// A query that ran out of memory as SQLSTATE 53200 naming the budget; other errors as
-/// they are.
-fn over_budget(error: PgWireError, limits: &QueryLimits) -> PgWireError {
-    let PgWireError::ApiError(inner) = &error else { return error };
-    let Some(DataFusionError::ResourcesExhausted(detail)) = inner.downcast_ref::<DataFusionError>().map(DataFusionError::find_root) else {
-        return error;
-    };
-    user_error(sqlstate::OUT_OF_MEMORY, QueryError::OverMemory { limit: limits.max_memory_bytes, detail: detail.clone() }.to_string())
 }
 
 type DfStatement = <DfSessionService as ExtendedQueryHandler>::Statement;
@@ -475,10 +472,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_planning_error_gets_the_sqlstate_of_its_fault() {
+    fn a_query_fault_gets_its_sqlstate() {
         let syntax = || ParserError::ParserError("Expected: an SQL statement, found: SELEC".into());
         let unknown_column = SchemaError::FieldNotFound { field: Box::new(Column::from_name("nope")), valid_fields: Vec::new() };
-        let cases: [(Box<dyn std::error::Error + Send + Sync>, Option<&str>); 8] = [
+        let cases: [(Box<dyn std::error::Error + Send + Sync>, Option<&str>); 9] = [
             (Box::new(syntax()), Some("42601")),
             (Box::new(DataFusionError::SQL(Box::new(syntax()), None)), Some("42601")),
             (Box::new(DataFusionError::SchemaError(Box::new(unknown_column), Box::new(None))), Some("42703")),
@@ -486,10 +483,12 @@ mod tests {
             (Box::new(DataFusionError::Plan("DDL not supported: CreateMemoryTable".into())), Some("42501")),
             (Box::new(DataFusionError::Plan("Invalid function 'nope'".into())), Some("42000")),
             (Box::new(DataFusionError::NotImplemented("Unsupported SQL type".into())), Some("0A000")),
+            (Box::new(DataFusionError::ResourcesExhausted("HashJoinInput".into())), Some("53200")),
             (Box::new(DataFusionError::Execution("Parquet error".into())), None),
         ];
         for (error, code) in cases {
-            assert_eq!(planning_fault(error.as_ref()).map(|(code, _)| code), code, "{error}");
+            let shown = error.to_string();
+            assert_eq!(query_fault(&PgWireError::ApiError(error), 1 << 20).map(|(code, _)| code), code, "{shown}");
         }
     }
 }

@@ -185,7 +185,7 @@ pub struct Scan {
 
 /// The words of a scan: the carrier's own code and text, and where it happened. `T` is
 /// `String` as an event brings them and [`Key`] as the state keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ScanTexts<T = Key> {
     pub raw_status: Option<T>,
     pub description: Option<T>,
