@@ -13,12 +13,13 @@
 -- region from `order.created`; together with carrier and service level they make the lane
 -- (`lane`: `dhl/express DE-NW > DE-BE`; `carrier_service`: `dhl/express`).
 -- last_status is the status of the latest scan by event time (ties: the later event id).
--- The last status and the pickup's region are ordered aggregates
--- (`last_value(x ORDER BY ...)`, `first_value(x ORDER BY ...)`): one pass over the scans
--- each, instead of a sorted window over all of them or a join of the scans to their
--- first `in_transit` time; DuckDB spells them `last` and `first` (see queries/README.md).
--- The pickup's region orders the `in_transit` scans by time, then by region with empty
--- regions last, so the first of them is the smallest region at the first instant.
+-- Every figure of a parcel's scans comes from one pass over them (`scan_times`). The last
+-- status and the pickup's region are ordered aggregates (`last_value(x ORDER BY ...)`,
+-- `first_value(x ORDER BY ...)`), not a sorted window over all scans or a join of the
+-- scans to their first `in_transit` time; DuckDB spells them `last` and `first` (see
+-- queries/README.md). The pickup's region takes only the `in_transit` scans (`FILTER`),
+-- ordered by time, then by region with empty regions last, so the first of them is the
+-- smallest region at the first instant.
 -- Scans for tracking numbers no `order.shipped` names are not parcels yet (see
 -- `carrier_events`).
 CREATE VIEW parcels AS
@@ -41,20 +42,13 @@ scan_times AS (
            min(CASE WHEN status = 'returned_to_sender' THEN occurred_at END) AS returned_at,
            min(CASE WHEN status = 'exception' AND sub_status = 'lost' THEN occurred_at END) AS lost_at,
            max(occurred_at) AS last_scan_at,
-           last_value(status ORDER BY occurred_at, event_id) AS last_status
-    FROM carrier_events
-    GROUP BY carrier, tracking_number
-),
-pickup_scans AS (
-    SELECT carrier, tracking_number, occurred_at,
-           location_country || '-' || location_region AS origin
-    FROM carrier_events
-    WHERE status = 'in_transit'
-),
-pickups AS (
-    SELECT carrier, tracking_number,
-           first_value(origin ORDER BY occurred_at, origin NULLS LAST) AS origin
-    FROM pickup_scans
+           last_value(status ORDER BY occurred_at, event_id) AS last_status,
+           first_value(origin ORDER BY occurred_at, origin NULLS LAST) FILTER (WHERE status = 'in_transit') AS origin
+    FROM (
+        SELECT carrier, tracking_number, occurred_at, event_id, status, sub_status,
+               location_country || '-' || location_region AS origin
+        FROM carrier_events
+    ) scans
     GROUP BY carrier, tracking_number
 )
 SELECT
@@ -68,10 +62,10 @@ SELECT
     o.ship_by,
     o.promised_from,
     o.promised_to,
-    pickup.origin,
+    t.origin,
     o.customer_country || '-' || o.customer_region AS destination,
     s.carrier || '/' || s.service_level AS carrier_service,
-    s.carrier || '/' || s.service_level || ' ' || pickup.origin || ' > ' || o.customer_country || '-' || o.customer_region AS lane,
+    s.carrier || '/' || s.service_level || ' ' || t.origin || ' > ' || o.customer_country || '-' || o.customer_region AS lane,
     coalesce(t.scans, 0) AS scans,
     t.picked_up_at,
     t.first_attempt_at,
@@ -85,4 +79,3 @@ SELECT
 FROM shipped s
 JOIN orders o ON o.order_id = s.order_id
 LEFT JOIN scan_times t ON t.carrier = s.carrier AND t.tracking_number = s.tracking_number
-LEFT JOIN pickups pickup ON pickup.carrier = s.carrier AND pickup.tracking_number = s.tracking_number
