@@ -61,20 +61,23 @@ def plain(value):
         return str(value)
 
 
+def run_kpi(con: duckdb.DuckDBPyConnection, queries: pathlib.Path, run: dict) -> dict:
+    """Runs one KPI of `queries` with the parameters of `run`; returns `run` with the
+    query's seconds (execution and fetching the rows), columns and rows."""
+    sql = duckdb_dialect((queries / f"{run['kpi']}.sql").read_text())
+    params = {"merchant": run["merchant"], "from": instant(run["from"]), "to": instant(run["to"]), "group_by": run["group_by"]}
+    started = time.perf_counter()
+    cursor = con.execute(sql, params)
+    rows = cursor.fetchall()
+    seconds = time.perf_counter() - started
+    columns = [d[0] for d in cursor.description]
+    return {**run, "seconds": seconds, "columns": columns, "rows": [[plain(v) for v in row] for row in rows]}
+
+
 def main() -> None:
     lake, queries, runs = sys.argv[1], pathlib.Path(sys.argv[2]), json.loads(sys.argv[3])
     con = connect(lake, queries)
-    out = []
-    for run in runs:
-        sql = duckdb_dialect((queries / f"{run['kpi']}.sql").read_text())
-        params = {"merchant": run["merchant"], "from": instant(run["from"]), "to": instant(run["to"]), "group_by": run["group_by"]}
-        started = time.perf_counter()
-        cursor = con.execute(sql, params)
-        rows = cursor.fetchall()
-        seconds = time.perf_counter() - started
-        columns = [d[0] for d in cursor.description]
-        out.append({**run, "seconds": seconds, "columns": columns, "rows": [[plain(v) for v in row] for row in rows]})
-    print(json.dumps(out))
+    print(json.dumps([run_kpi(con, queries, run) for run in runs]))
     sys.stdout.flush()
     # deltalake's native threads can abort at interpreter exit; the work is done.
     os._exit(0)
