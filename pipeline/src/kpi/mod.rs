@@ -7,6 +7,7 @@
 //! snapshots are kept between queries and brought up to date for each ([`snapshots`]).
 
 mod active;
+mod first_last;
 pub mod format;
 mod latest;
 pub mod library;
@@ -390,6 +391,9 @@ impl SqlEngine {
                 ctx
             }
         };
+        // Ordered `first_value`/`last_value` (the views' last status and pickup region)
+        // with a faster grouped accumulator than DataFusion's; same names, same results.
+        first_last::register(&ctx);
         for (name, statement) in self.library.views() {
             // A view over a table the lake does not have yet (a new lake) is left out; a
             // query naming it then says the table is not found.
