@@ -357,9 +357,11 @@ async fn rollups_with_spilling_joins_give_the_same_days_and_a_budget_too_small_f
     let spilled = rollup_rows(&lake).await;
     assert_same_rollups(&expected, &spilled, "with sort-merge joins");
 
-    // 16 MiB, the smallest budget the configuration takes, holds neither plan: the one
-    // with hash joins runs out, the one with sort-merge joins is tried, and the error
-    // names the setting. The tables keep the days they had.
+    // 16 MiB, the smallest budget the configuration takes, holds neither plan once the
+    // lake has 40,000 more orders: the one with hash joins runs out, the one with
+    // sort-merge joins is tried, and the error names the setting. The tables keep the
+    // days they had.
+    simulated_lake(dir.path(), &["--days", "10", "--orders-per-day", "4000", "--seed", "47", "--start", "2026-03-01T00:00:00Z"]);
     let tight = rollup(&[("ORDERPULSE_KPI__ROLLUP_MEMORY_BYTES", "16777216")]);
     let message = stderr(&tight);
     assert!(!tight.status.success(), "{message}");
