@@ -20,6 +20,7 @@ use orderpulse::stream::processor::ProcessorStatus;
 use orderpulse::stream::{StreamSettings, StreamState};
 use rand::{Rng, SeedableRng};
 
+/// The allocator the `orderpulse` binary uses.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -33,6 +34,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The state is served as `orderpulse run` serves it.
+    orderpulse::allocator::configure(orderpulse::allocator::Workload::Queries);
     let orders = env_number("ORDERS", 1_000_000);
     let requests = env_number("REQUESTS", 20_000);
     let days = 10;

@@ -10,7 +10,8 @@ use orderpulse::model::Event;
 use orderpulse::source::simulator::{Scenario, Simulator};
 use orderpulse::stream::{StreamSettings, StreamState};
 
-/// The allocator the `orderpulse` binary uses.
+/// The allocator the `orderpulse` binary uses; with transparent huge pages, as in
+/// `orderpulse process` (see `orderpulse::allocator`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

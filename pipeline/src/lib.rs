@@ -5,6 +5,7 @@
 //! Delta tables in the [`lake`] by the [`ingest`] loop. [`kpi`] runs SQL over the lake and
 //! [`api`] serves it over HTTP. `ARCHITECTURE.md` follows one event through all of it.
 
+pub mod allocator;
 pub mod api;
 pub mod background;
 pub mod carriers;

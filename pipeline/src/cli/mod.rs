@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::allocator::{self, Workload};
 use crate::config::{Config, LogFormat};
 
 #[derive(Parser)]
@@ -111,6 +112,17 @@ enum Command {
     },
 }
 
+impl Command {
+    /// What the command does with its memory, for [`crate::allocator`]: only the stream
+    /// processor on its own keeps huge pages.
+    fn workload(&self) -> Workload {
+        match self {
+            Command::Process(_) => Workload::StreamState,
+            _ => Workload::Queries,
+        }
+    }
+}
+
 /// Parses the command line, runs the subcommand, and turns any error into one line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -124,6 +136,7 @@ pub fn main() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
+    allocator::configure(cli.command.workload());
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(format) = cli.log_format {
         config.log.format = match format {
