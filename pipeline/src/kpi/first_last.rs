@@ -262,7 +262,7 @@ impl OrderedGroups {
         Ok(interleave(&arrays, &indices)?)
     }
 
-    /// Takes the groups `emit_to` names: their values, keys and whether each is set.
+    /// Takes the groups `emit_to` names: their values, and their keys (empty: no value).
     fn take(&mut self, emit_to: EmitTo) -> Result<(ArrayRef, Vec<Vec<u8>>)> {
         let values = emit_to.take_needed(&mut self.values);
         let keys = emit_to.take_needed(&mut self.keys);
