@@ -136,7 +136,6 @@ pub fn main() -> ExitCode {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
-    allocator::configure(cli.command.workload());
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(format) = cli.log_format {
         config.log.format = match format {
@@ -145,6 +144,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         };
     }
     init_logging(&config);
+    // After logging (a refusal is logged), before the command's work allocates.
+    allocator::configure(cli.command.workload());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
