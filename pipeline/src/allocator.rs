@@ -3,15 +3,18 @@
 //! mimalloc (the binary's allocator) asks the kernel for transparent huge pages (2 MiB)
 //! for its memory. That suits the stream processor, whose hot state is hundreds of MB
 //! read at random: without huge pages its state machine runs ~20 % slower (TLB misses).
-//! It does not suit queries: they allocate and free gigabytes within seconds, and each
-//! huge page the allocator hands back in part and touches again is faulted in afresh,
-//! zeroed whole. On the 1M-order bench lake a KPI process (`orderpulse kpi
-//! carrier_transit_time`) spent 1.2-6.8 s of system time next to ~6.5 s of user time,
-//! and 0.7-1.0 s without huge pages: 4.1-7.5 s of wall time became 3.5-4.2 s; served
-//! warm by `orderpulse run`, 3.2-3.6 s became 2.8-2.9 s (measured 2026-12-07;
-//! `benches/results/allocator-2026-12-07.json`). So only `orderpulse
-//! process` keeps huge pages; every other command, `run` included (which serves queries
-//! and whose state machine mostly keeps up with live input), turns them off for itself.
+//! It does not suit queries, which allocate and free gigabytes within seconds: with
+//! huge pages the kernel spent seconds zeroing pages for them (`clear_page_erms`, under
+//! huge-page faults, was 31 % of a profile), most likely for huge pages mimalloc had
+//! handed back in part and touched again. On the 1M-order bench lake a KPI process
+//! (`orderpulse kpi carrier_transit_time`) spent 1.2-6.8 s of system time next to
+//! ~6.5 s of user time, and 0.7-1.0 s without huge pages: 4.1-7.5 s of wall time became
+//! 3.5-4.2 s. Served warm by `orderpulse run` (against huge pages with mimalloc purging
+//! whole huge pages only, which had already cut some of it), 3.2-3.6 s became 2.8-2.9 s
+//! (measured 2026-12-07; `benches/results/allocator-2026-12-07.json`). So only
+//! `orderpulse process` keeps huge pages; every other command, `run` included (which
+//! serves queries and whose state machine mostly keeps up with live input), turns them
+//! off for itself.
 
 /// What a process mostly does with its memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,18 +34,6 @@ pub fn configure(workload: Workload) {
     }
 }
 
-/// Whether the kernel gives this process transparent huge pages (Linux; elsewhere `None`).
-pub fn transparent_huge_pages_allowed() -> Option<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: `prctl(PR_GET_THP_DISABLE)` takes plain integers and touches no memory.
-        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
-        (disabled >= 0).then_some(disabled == 0)
-    }
-    #[cfg(not(target_os = "linux"))]
-    None
-}
-
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {
@@ -58,6 +49,14 @@ fn disable_transparent_huge_pages() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the kernel gives this process transparent huge pages.
+    #[cfg(target_os = "linux")]
+    fn transparent_huge_pages_allowed() -> Option<bool> {
+        // SAFETY: `prctl(PR_GET_THP_DISABLE)` takes plain integers and touches no memory.
+        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        (disabled >= 0).then_some(disabled == 0)
+    }
 
     #[test]
     #[cfg(target_os = "linux")]

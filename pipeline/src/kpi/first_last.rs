@@ -20,7 +20,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, BooleanBufferBuilder};
+use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray};
 use arrow::compute::{interleave, prep_null_mask_filter, SortOptions};
 use arrow::datatypes::{DataType, FieldRef};
 use arrow::row::{RowConverter, SortField};
@@ -225,9 +225,10 @@ impl OrderedGroups {
             let candidate = rows.row(row);
             let best = &mut self.keys[group];
             if best.is_empty() || self.pick.replaces(candidate.as_ref(), best) {
-                self.key_bytes += candidate.as_ref().len().saturating_sub(best.capacity());
+                let capacity = best.capacity();
                 best.clear();
                 best.extend_from_slice(candidate.as_ref());
+                self.key_bytes += best.capacity() - capacity;
                 self.values[group] = ValueAt { array, row };
                 taken = true;
             }
@@ -279,7 +280,7 @@ impl OrderedGroups {
 
 impl GroupsAccumulator for OrderedGroups {
     fn update_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], opt_filter: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
-        let Some((value, ordering)) = values.split_first() else {
+        let [value, ordering @ ..] = values else {
             return internal_err!("first_value/last_value without arguments");
         };
         self.offer(value, ordering, group_indices, opt_filter.map(only_true).as_ref(), total_num_groups)
@@ -295,21 +296,13 @@ impl GroupsAccumulator for OrderedGroups {
         let rows = keys.iter().map(|key| parser.parse(if key.is_empty() { &self.unset_key } else { key }));
         let mut state = vec![value];
         state.extend(self.converter.convert_rows(rows)?);
-        let mut is_set = BooleanBufferBuilder::new(keys.len());
-        for key in &keys {
-            is_set.append(!key.is_empty());
-        }
-        state.push(Arc::new(BooleanArray::new(is_set.finish(), None)));
+        state.push(Arc::new(keys.iter().map(|key| Some(!key.is_empty())).collect::<BooleanArray>()));
         Ok(state)
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
-        // [value, ordering columns…, is_set]
-        let (Some((value, rest)), true) = (values.split_first(), values.len() >= 3) else {
+        let [value, ordering @ .., is_set] = values else {
             return internal_err!("first_value/last_value state of {} columns", values.len());
-        };
-        let Some((is_set, ordering)) = rest.split_last() else {
-            return internal_err!("first_value/last_value state without its flag");
         };
         let Some(is_set) = is_set.as_any().downcast_ref::<BooleanArray>() else {
             return internal_err!("first_value/last_value state flag is {}", is_set.data_type());
