@@ -155,7 +155,11 @@ fn sort_fields(ordering: &[(DataType, SortOptions)]) -> Vec<SortField> {
 
 /// The flags with NULL as false: a row passes a FILTER only when it is true.
 fn only_true(flags: &BooleanArray) -> BooleanArray {
-    if flags.null_count() > 0 { prep_null_mask_filter(flags) } else { flags.clone() }
+    if flags.null_count() > 0 {
+        prep_null_mask_filter(flags)
+    } else {
+        flags.clone()
+    }
 }
 
 /// Where a group's value is: a row of one of the kept value arrays.
@@ -212,7 +216,14 @@ impl OrderedGroups {
     }
 
     /// Offers each row whose `candidates` flag is set (all rows when none) to its group.
-    fn offer(&mut self, value: &ArrayRef, ordering: &[ArrayRef], group_indices: &[usize], candidates: Option<&BooleanArray>, total_num_groups: usize) -> Result<()> {
+    fn offer(
+        &mut self,
+        value: &ArrayRef,
+        ordering: &[ArrayRef],
+        group_indices: &[usize],
+        candidates: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
         self.keys.resize_with(total_num_groups, Vec::new);
         self.values.resize(total_num_groups, NO_VALUE);
         let rows = self.converter.convert_columns(ordering)?;
@@ -324,11 +335,7 @@ impl GroupsAccumulator for OrderedGroups {
     }
 
     fn size(&self) -> usize {
-        self.key_bytes
-            + self.keys.capacity() * size_of::<Vec<u8>>()
-            + self.values.capacity() * size_of::<ValueAt>()
-            + self.kept_bytes
-            + self.converter.size()
+        self.key_bytes + self.keys.capacity() * size_of::<Vec<u8>>() + self.values.capacity() * size_of::<ValueAt>() + self.kept_bytes + self.converter.size()
     }
 }
 
