@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
 use super::order::{id_hash, shared_parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, ScanTexts, TextPool};
-use super::time::{PendingTimers, Timer, TimerKind, Timers, Watermark};
+use super::time::{Timer, TimerKind, Timers, Watermark};
 use super::{HashMap, HashSet};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
 
@@ -511,8 +511,7 @@ impl StreamState {
         };
         let mut fired = Vec::new();
         while let Some(timer) = self.timers.next_due(watermark) {
-            let still_pending = holder(&mut self.orders, &mut self.parcels, &timer).is_some_and(|held| self.timers.fire(held, &timer));
-            if still_pending && let Some(firing) = self.evaluate(timer.due, timer.kind, &timer.subject) {
+            if let Some(firing) = self.fire(timer) {
                 fired.push(firing);
             }
         }
@@ -524,66 +523,60 @@ impl StreamState {
         fired
     }
 
-    /// Decides a timer from the events at or before its due time only.
-    fn evaluate(&mut self, due: i64, kind: TimerKind, subject: &str) -> Option<TimerFiring> {
+    /// Takes a queue entry that came due: if it is a timer still pending, decides it from
+    /// the events at or before its due time only. The subject is looked up once, for
+    /// both (most entries are timers that do not fire, or stale ones).
+    fn fire(&mut self, timer: Timer) -> Option<TimerFiring> {
         let settings = &self.settings;
-        let fire = match kind {
+        let due = timer.due;
+        let fires = match timer.kind {
             TimerKind::ShipByPassed => {
-                let order = self.orders.get(subject)?;
+                let order = self.orders.get_mut(&timer.subject)?;
+                if !self.timers.fire(&mut order.timers, &timer) {
+                    return None;
+                }
                 let checkout = order.checkout.as_ref()?;
                 let shipped_in_time = order.parcels.iter().filter_map(|k| self.parcels.get(k)?.shipped.as_ref()).any(|m| m.at.micros <= due);
                 let cancelled = order.milestones.cancelled.as_ref().is_some_and(|m| m.at.micros <= due);
                 checkout.ship_by.is_some_and(|s| s.micros == due) && !shipped_in_time && !cancelled
             }
-            TimerKind::LabelNotScanned => {
-                let parcel = self.parcels.get(subject)?;
-                let shipped_at = parcel.shipped.as_ref()?.at.micros;
-                let moved =
-                    parcel.scans.iter().take_while(|s| s.at.micros <= due).any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
-                shipped_at + settings.label_scan_after == due && !moved
-            }
-            TimerKind::NoScanFor => self.parcels.get(subject)?.quiet_at(due, settings.no_scan_after),
-            TimerKind::ParcelUnclaimed => {
-                let parcel = self.parcels.get(subject)?;
-                let first = parcel.scans.first()?.at.micros;
-                first + settings.unclaimed_after == due && parcel.shipped.as_ref().is_none_or(|s| s.at.micros > due)
-            }
-            TimerKind::LaneDelivery => {
-                self.count_delivery(due, subject);
-                false
+            TimerKind::LabelNotScanned | TimerKind::NoScanFor | TimerKind::ParcelUnclaimed | TimerKind::LaneDelivery => {
+                let parcel = self.parcels.get_mut(&timer.subject)?;
+                if !self.timers.fire(&mut parcel.timers, &timer) {
+                    return None;
+                }
+                match timer.kind {
+                    TimerKind::LabelNotScanned => {
+                        let shipped_at = parcel.shipped.as_ref()?.at.micros;
+                        let moved = parcel
+                            .scans
+                            .iter()
+                            .take_while(|s| s.at.micros <= due)
+                            .any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
+                        shipped_at + settings.label_scan_after == due && !moved
+                    }
+                    TimerKind::NoScanFor => parcel.quiet_at(due, settings.no_scan_after),
+                    TimerKind::ParcelUnclaimed => {
+                        let first = parcel.scans.first()?.at.micros;
+                        first + settings.unclaimed_after == due && parcel.shipped.as_ref().is_none_or(|s| s.at.micros > due)
+                    }
+                    TimerKind::LaneDelivery => {
+                        count_delivery(&mut self.lanes, &self.orders, parcel, due);
+                        false
+                    }
+                    TimerKind::ShipByPassed => unreachable!("an order's timer, matched above"),
+                }
             }
         };
-        if !fire {
+        if !fires {
             return None;
         }
-        let order_id = match kind {
-            TimerKind::ShipByPassed => Some(subject.to_owned()),
-            _ => self.parcels.get(subject).and_then(|p| p.owner()).map(str::to_owned),
+        let order_id = match timer.kind {
+            TimerKind::ShipByPassed => Some(timer.subject.to_string()),
+            _ => self.parcels.get(&timer.subject).and_then(|p| p.owner()).map(str::to_owned),
         };
         let merchant_id = order_id.as_deref().and_then(|o| self.orders.get(o)).and_then(|o| o.sole_merchant()).map(str::to_owned);
-        Some(TimerFiring { due_at: due, kind, subject: subject.to_owned(), order_id, merchant_id })
-    }
-
-    /// Counts a delivered parcel in its lane, if `due` is its first delivery and its lane
-    /// is known (pickup scan, service level, customer region).
-    fn count_delivery(&mut self, due: i64, key: &str) -> Option<()> {
-        let parcel = self.parcels.get(key)?;
-        let delivered = parcel.first(ParcelStatus::Delivered)?;
-        if delivered.at.micros != due {
-            return None;
-        }
-        let order = self.orders.get(parcel.owner()?)?;
-        let checkout = order.checkout.as_ref()?;
-        let lane = LaneKey {
-            carrier: parcel.carrier.clone(),
-            service_level: Key::new(parcel.service_level()?),
-            origin: parcel.origin()?,
-            destination: checkout.destination()?,
-        };
-        let transit = parcel.first(ParcelStatus::InTransit).map(|pickup| (due - pickup.at.micros) as f64 / Timestamp::MICROS_PER_HOUR as f64);
-        let on_time = checkout.promised_delivery.map(|w| due <= w.to.micros);
-        self.lanes.entry(lane).or_default().record(transit, on_time);
-        Some(())
+        Some(TimerFiring { due_at: due, kind: timer.kind, subject: timer.subject.to_string(), order_id, merchant_id })
     }
 
     /// Lets go of orders (and their parcels) with nothing more to wait for: finished and
@@ -694,14 +687,25 @@ impl StreamState {
     }
 }
 
-/// The order or parcel that holds `timer`'s pending timers, if it is still in the state.
-fn holder<'a>(orders: &'a mut HashMap<Key, OrderState>, parcels: &'a mut HashMap<Key, ParcelState>, timer: &Timer) -> Option<&'a mut PendingTimers> {
-    match timer.kind {
-        TimerKind::ShipByPassed => orders.get_mut(&timer.subject).map(|order| &mut order.timers),
-        TimerKind::LabelNotScanned | TimerKind::NoScanFor | TimerKind::ParcelUnclaimed | TimerKind::LaneDelivery => {
-            parcels.get_mut(&timer.subject).map(|parcel| &mut parcel.timers)
-        }
+/// Counts a delivered parcel in its lane, if `due` is its first delivery and its lane
+/// is known (pickup scan, service level, customer region).
+fn count_delivery(lanes: &mut BTreeMap<LaneKey, LaneStats>, orders: &HashMap<Key, OrderState>, parcel: &ParcelState, due: i64) -> Option<()> {
+    let delivered = parcel.first(ParcelStatus::Delivered)?;
+    if delivered.at.micros != due {
+        return None;
     }
+    let order = orders.get(parcel.owner()?)?;
+    let checkout = order.checkout.as_ref()?;
+    let lane = LaneKey {
+        carrier: parcel.carrier.clone(),
+        service_level: Key::new(parcel.service_level()?),
+        origin: parcel.origin()?,
+        destination: checkout.destination()?,
+    };
+    let transit = parcel.first(ParcelStatus::InTransit).map(|pickup| (due - pickup.at.micros) as f64 / Timestamp::MICROS_PER_HOUR as f64);
+    let on_time = checkout.promised_delivery.map(|w| due <= w.to.micros);
+    lanes.entry(lane).or_default().record(transit, on_time);
+    Some(())
 }
 
 /// A new parcel under `key`: nobody owns it yet.
