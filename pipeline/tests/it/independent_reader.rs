@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::common::{local_lake, orderpulse, python, run_ok, scalar, simulate};
 
 const READER: &str = r#"
-import json, sys
+import json, os, sys
 import duckdb
 from deltalake import DeltaTable
 
@@ -19,7 +19,10 @@ for name in ["order_events", "carrier_events", "ticket_events", "quarantine"]:
     via_duckdb = duckdb.sql(f"SELECT count(*) FROM read_parquet({files!r}, hive_partitioning=true)").fetchone()[0] if files else 0
     distinct = duckdb.sql(f"SELECT count(DISTINCT {'event_id' if name != 'quarantine' else 'source_position'}) FROM read_parquet({files!r})").fetchone()[0] if files else 0
     out[name] = {"deltalake": rows, "duckdb": via_duckdb, "distinct": distinct}
-print(json.dumps(out))
+print(json.dumps(out), flush=True)
+# Arrow's and DuckDB's native thread pools can abort the interpreter's exit ("terminate
+# called without an active exception", seen once in CI); the answer is out.
+os._exit(0)
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
