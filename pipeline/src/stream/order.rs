@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use smol_str::{SmolStr, SmolStrBuilder};
 
-use super::time::PendingTimers;
+use super::time::{PendingTimers, TimerSubject};
 
 use crate::model::{EventType, Money, NotifyChannel, ParcelStatus, SubStatus, Timestamp, Window};
 
@@ -272,6 +272,12 @@ pub struct ParcelState {
 /// Statuses after which a parcel should not move again.
 fn is_final(status: ParcelStatus) -> bool {
     matches!(status, ParcelStatus::Delivered | ParcelStatus::ReturnedToSender)
+}
+
+impl TimerSubject for ParcelState {
+    fn pending_timers(&mut self) -> &mut PendingTimers {
+        &mut self.timers
+    }
 }
 
 impl ParcelState {
@@ -540,6 +546,12 @@ pub struct OrderState {
     pub own_last_event_at: Option<i64>,
     /// Its pending timers (`ship_by_passed`).
     pub timers: PendingTimers,
+}
+
+impl TimerSubject for OrderState {
+    fn pending_timers(&mut self) -> &mut PendingTimers {
+        &mut self.timers
+    }
 }
 
 impl OrderState {

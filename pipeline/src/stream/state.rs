@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lanes::{LaneKey, LaneStats};
 use super::order::{id_hash, shared_parcel_key, Checkout, Key, Mark, OrderState, OrderStatus, OrderView, ParcelState, Scan, ScanTexts, TextPool};
-use super::time::{Timer, TimerKind, Timers, Watermark};
+use super::time::{Timer, TimerKind, TimerSubject, Timers, Watermark};
 use super::{HashMap, HashSet};
 use crate::model::{CarrierScan, Event, EventBody, OrderDetail, ParcelStatus, Timestamp};
 
@@ -531,41 +531,29 @@ impl StreamState {
         let due = timer.due;
         let fires = match timer.kind {
             TimerKind::ShipByPassed => {
-                let order = self.orders.get_mut(&timer.subject)?;
-                if !self.timers.fire(&mut order.timers, &timer) {
-                    return None;
-                }
+                let order = pending(&mut self.timers, &mut self.orders, &timer)?;
                 let checkout = order.checkout.as_ref()?;
                 let shipped_in_time = order.parcels.iter().filter_map(|k| self.parcels.get(k)?.shipped.as_ref()).any(|m| m.at.micros <= due);
                 let cancelled = order.milestones.cancelled.as_ref().is_some_and(|m| m.at.micros <= due);
                 checkout.ship_by.is_some_and(|s| s.micros == due) && !shipped_in_time && !cancelled
             }
-            TimerKind::LabelNotScanned | TimerKind::NoScanFor | TimerKind::ParcelUnclaimed | TimerKind::LaneDelivery => {
-                let parcel = self.parcels.get_mut(&timer.subject)?;
-                if !self.timers.fire(&mut parcel.timers, &timer) {
-                    return None;
-                }
-                match timer.kind {
-                    TimerKind::LabelNotScanned => {
-                        let shipped_at = parcel.shipped.as_ref()?.at.micros;
-                        let moved = parcel
-                            .scans
-                            .iter()
-                            .take_while(|s| s.at.micros <= due)
-                            .any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
-                        shipped_at + settings.label_scan_after == due && !moved
-                    }
-                    TimerKind::NoScanFor => parcel.quiet_at(due, settings.no_scan_after),
-                    TimerKind::ParcelUnclaimed => {
-                        let first = parcel.scans.first()?.at.micros;
-                        first + settings.unclaimed_after == due && parcel.shipped.as_ref().is_none_or(|s| s.at.micros > due)
-                    }
-                    TimerKind::LaneDelivery => {
-                        count_delivery(&mut self.lanes, &self.orders, parcel, due);
-                        false
-                    }
-                    TimerKind::ShipByPassed => unreachable!("an order's timer, matched above"),
-                }
+            TimerKind::LabelNotScanned => {
+                let parcel = pending(&mut self.timers, &mut self.parcels, &timer)?;
+                let shipped_at = parcel.shipped.as_ref()?.at.micros;
+                let moved =
+                    parcel.scans.iter().take_while(|s| s.at.micros <= due).any(|s| !matches!(s.status, ParcelStatus::InfoReceived | ParcelStatus::Unknown));
+                shipped_at + settings.label_scan_after == due && !moved
+            }
+            TimerKind::NoScanFor => pending(&mut self.timers, &mut self.parcels, &timer)?.quiet_at(due, settings.no_scan_after),
+            TimerKind::ParcelUnclaimed => {
+                let parcel = pending(&mut self.timers, &mut self.parcels, &timer)?;
+                let first = parcel.scans.first()?.at.micros;
+                first + settings.unclaimed_after == due && parcel.shipped.as_ref().is_none_or(|s| s.at.micros > due)
+            }
+            TimerKind::LaneDelivery => {
+                let parcel = pending(&mut self.timers, &mut self.parcels, &timer)?;
+                count_delivery(&mut self.lanes, &self.orders, parcel, due);
+                false
             }
         };
         if !fires {
@@ -685,6 +673,13 @@ impl StreamState {
     pub fn unowned_parcels(&self) -> impl Iterator<Item = (&Key, &ParcelState)> {
         self.parcels.iter().filter(|(_, p)| p.owner().is_none())
     }
+}
+
+/// The order or parcel a due queue entry is about, if the entry is a timer it still holds
+/// (which [`Timers::fire`] takes: the timer fires).
+fn pending<'a, S: TimerSubject>(timers: &mut Timers, subjects: &'a mut HashMap<Key, S>, timer: &Timer) -> Option<&'a mut S> {
+    let subject = subjects.get_mut(&timer.subject)?;
+    timers.fire(subject.pending_timers(), timer).then_some(subject)
 }
 
 /// Counts a delivered parcel in its lane, if `due` is its first delivery and its lane

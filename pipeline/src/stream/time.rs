@@ -180,6 +180,11 @@ impl PendingTimers {
     }
 }
 
+/// What timers are about (an order or a parcel): it holds its own pending timers.
+pub trait TimerSubject {
+    fn pending_timers(&mut self) -> &mut PendingTimers;
+}
+
 /// When timers are due. Each subject with pending timers has one live entry here, for
 /// its earliest (see [`PendingTimers::queued`]); when it comes up, the subject's next
 /// timer is queued in turn. A parcel's scans set and cancel a `no_scan_for` timer each,
