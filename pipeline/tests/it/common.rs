@@ -114,6 +114,16 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// Runs an inline Python peer `script` with `args` to completion, failing the test if it
+/// fails; its answer is on stdout. The script leaves at once after its last line: the
+/// native thread pools of Arrow, DuckDB and deltalake can abort the interpreter's own
+/// exit ("terminate called without an active exception", apache/arrow#34314) once the
+/// answer is complete, which failed a CI run.
+pub fn run_python<I: AsRef<std::ffi::OsStr>>(script: &str, args: impl IntoIterator<Item = I>) -> Output {
+    let script = format!("{script}\nimport os, sys\nsys.stdout.flush()\nos._exit(0)\n");
+    run_ok(Command::new(python()).arg("-c").arg(script).args(args))
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{local_lake, orderpulse, python, run_ok, scalar, simulate};
+use crate::common::{local_lake, orderpulse, run_ok, run_python, scalar, simulate};
 
 const READER: &str = r#"
-import json, os, sys
+import json, sys
 import duckdb
 from deltalake import DeltaTable
 
@@ -19,10 +19,7 @@ for name in ["order_events", "carrier_events", "ticket_events", "quarantine"]:
     via_duckdb = duckdb.sql(f"SELECT count(*) FROM read_parquet({files!r}, hive_partitioning=true)").fetchone()[0] if files else 0
     distinct = duckdb.sql(f"SELECT count(DISTINCT {'event_id' if name != 'quarantine' else 'source_position'}) FROM read_parquet({files!r})").fetchone()[0] if files else 0
     out[name] = {"deltalake": rows, "duckdb": via_duckdb, "distinct": distinct}
-print(json.dumps(out), flush=True)
-# Arrow's and DuckDB's native thread pools can abort the interpreter's exit ("terminate
-# called without an active exception", seen once in CI); the answer is out.
-os._exit(0)
+print(json.dumps(out))
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +29,7 @@ async fn python_deltalake_and_duckdb_read_the_same_rows() {
     let lake = dir.path().join("lake");
     run_ok(orderpulse().args(["ingest", "--quiet"]).arg(&events).arg("--lake").arg(&lake).env("ORDERPULSE_INGEST__BATCH_MAX_EVENTS", "3000"));
 
-    let output = run_ok(std::process::Command::new(python()).arg("-c").arg(READER).arg(&lake));
+    let output = run_python(READER, [&lake]);
     let read: BTreeMap<String, BTreeMap<String, i64>> = serde_json::from_slice(&output.stdout).unwrap();
     for (table, counts) in &read {
         let ours = scalar(&local_lake(&lake), &format!("SELECT count(*) FROM {table}")).await;

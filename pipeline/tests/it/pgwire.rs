@@ -4,12 +4,11 @@
 //! tables created after they connected, are refused anything but reads, and get the
 //! SQLSTATE of their fault for a query that cannot be planned.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{local_lake, post, python, run_ok, scalar, simulated_lake, Server};
+use crate::common::{local_lake, post, run_python, scalar, simulated_lake, Server};
 
 /// psql as any user: the server has no keys configured.
 fn psql(port: u16, args: &[&str]) -> (bool, String, String) {
@@ -114,7 +113,7 @@ async fn psql_and_psycopg_query_the_lake_read_only() {
     assert_eq!(out.trim(), "1");
 
     // psycopg: information_schema, pg_catalog, a view with a bound parameter, a refusal.
-    let output = run_ok(Command::new(python()).arg("-c").arg(PSYCOPG).arg(server.pg_port.to_string()));
+    let output = run_python(PSYCOPG, [server.pg_port.to_string()]);
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
     let tables: Vec<&str> = seen["tables"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     for table in ["carrier_events", "order_events", "orders", "parcels", "quarantine", "ticket_events", "tickets"] {

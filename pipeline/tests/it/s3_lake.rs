@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use orderpulse::lake::Lake;
 
-use crate::common::{lake_counts, orderpulse, python, run_ok, simulate, truth_malformed};
+use crate::common::{lake_counts, orderpulse, python, run_ok, run_python, simulate, truth_malformed};
 use crate::exactly_once::kill_repeatedly;
 
 /// A moto S3 server on a free loopback port, with one bucket; stopped on drop.
@@ -125,21 +125,16 @@ async fn kill_nine_during_ingest_into_s3_loses_and_doubles_nothing() {
     assert_eq!(counts.quarantine_by_reason, truth_malformed(&truth), "bad lines lost or doubled");
 
     // An independent reader sees the same rows on S3.
-    let reader = format!(
-        r#"
-import os, sys
+    let reader = r#"
+import sys
 from deltalake import DeltaTable
-options = {{"AWS_ENDPOINT_URL": "{endpoint}", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ALLOW_HTTP": "true"}}
-print(sum(DeltaTable("{url}/" + t, storage_options=options).to_pyarrow_table().num_rows
-          for t in ["order_events", "carrier_events", "ticket_events"]), flush=True)
-# pyarrow's S3 support can abort while the interpreter shuts down; the answer is out.
-os._exit(0)
-"#,
-        endpoint = s3.endpoint,
-        url = s3.lake_url()
-    );
-    let output = run_ok(Command::new(python()).arg("-c").arg(reader));
+endpoint, url = sys.argv[1:]
+options = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ALLOW_HTTP": "true"}
+print(sum(DeltaTable(f"{url}/{t}", storage_options=options).to_pyarrow_table().num_rows
+          for t in ["order_events", "carrier_events", "ticket_events"]))
+"#;
+    let output = run_python(reader, [s3.endpoint.clone(), s3.lake_url()]);
     let rows: i64 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
     assert_eq!(rows, counts.rows);
 }

@@ -5,14 +5,13 @@
 //! gets A's rows only, or a refusal. Keys: 401 without one, 403 for what a role may not do.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use orderpulse::api::auth::sha256_hex;
 use orderpulse::kpi::format::json_rows;
 use serde_json::{json, Value};
 
-use crate::common::{local_lake, orderpulse, post, python, run_ok, scalar, simulated_lake, Server};
+use crate::common::{local_lake, orderpulse, post, run_ok, run_python, scalar, simulated_lake, Server};
 
 const ADMIN: &str = "op_test_admin_key";
 const ANALYST: &str = "op_test_analyst_key";
@@ -245,12 +244,12 @@ async fn a_merchant_sees_its_own_rows_on_every_path_and_nothing_else() {
 
     // psycopg, as merchant A: the tables, and a KPI run from its file.
     let kpi_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../queries/order_funnel.sql");
-    let output = run_ok(Command::new(python()).arg("-c").arg(PSYCOPG_KPI).args([&server.pg_port.to_string(), "lotus", LOTUS, kpi_file, "m_northwind"]));
+    let output = run_python(PSYCOPG_KPI, [&server.pg_port.to_string(), "lotus", LOTUS, kpi_file, "m_northwind"]);
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
     let tables: BTreeSet<String> = seen["tables"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
     assert_eq!(tables, known);
     assert_eq!(seen["rows"], json!([]), "merchant A asking for B's funnel");
-    let output = run_ok(Command::new(python()).arg("-c").arg(PSYCOPG_KPI).args([&server.pg_port.to_string(), "lotus", LOTUS, kpi_file, "m_lotus"]));
+    let output = run_python(PSYCOPG_KPI, [&server.pg_port.to_string(), "lotus", LOTUS, kpi_file, "m_lotus"]);
     let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
     let over_http: Value = serde_json::from_slice(&kpi("&merchant=m_lotus", LOTUS).await).unwrap();
     let http_rows: Vec<Vec<String>> = over_http["rows"]
