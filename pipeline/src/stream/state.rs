@@ -533,9 +533,11 @@ impl StreamState {
             TimerKind::ShipByPassed => {
                 let order = pending(&mut self.timers, &mut self.orders, &timer)?;
                 let checkout = order.checkout.as_ref()?;
-                let shipped_in_time = order.parcels.iter().filter_map(|k| self.parcels.get(k)?.shipped.as_ref()).any(|m| m.at.micros <= due);
                 let cancelled = order.milestones.cancelled.as_ref().is_some_and(|m| m.at.micros <= due);
-                checkout.ship_by.is_some_and(|s| s.micros == due) && !shipped_in_time && !cancelled
+                // The order's own fields first: its parcels are looked up only if they decide.
+                checkout.ship_by.is_some_and(|s| s.micros == due)
+                    && !cancelled
+                    && !order.parcels.iter().filter_map(|k| self.parcels.get(k)?.shipped.as_ref()).any(|m| m.at.micros <= due)
             }
             TimerKind::LabelNotScanned => {
                 let parcel = pending(&mut self.timers, &mut self.parcels, &timer)?;
